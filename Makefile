@@ -1,0 +1,123 @@
+# visiond — one entry point.
+#
+#   make              install missing Debian packages, build build/visiond
+#   make test         the same, then every test (unit, ONNX conformance, loader
+#                     failures, sanitizers)
+#   make run          build and serve the embedded default model
+#   make bench-cpu    visiond vs ONNX Runtime on the CPU, alternating, same threads
+#   make CUDA=0       build without the CUDA backend even where nvcc/cuDNN exist
+#   make BUILD=dir    put every output under dir (default: build)
+#   make SAN=1        build with AddressSanitizer + UndefinedBehaviorSanitizer
+
+BUILD ?= build
+SAN ?= 0
+CC ?= gcc
+DEPS ?= 1
+
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+# The OpenMP build of OpenBLAS shares its thread pool with our OpenMP kernels,
+# so BLAS threads and ours never oversubscribe the cores.
+BLAS_DIR := /usr/lib/$(MULTIARCH)/openblas-openmp
+PKGCONF := PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+
+# Ensure packages before anything asks pkg-config about them.
+ifeq ($(DEPS),1)
+ifneq ($(filter test bench% ,$(MAKECMDGOALS)),)
+DEPS_LEVEL := $(if $(filter bench%,$(MAKECMDGOALS)),bench,test)
+else
+DEPS_LEVEL := build
+endif
+ifneq ($(filter-out clean,$(MAKECMDGOALS) all),)
+DEPS_OUT := $(shell scripts/deps.sh $(DEPS_LEVEL) >&2 || echo FAILED)
+ifeq ($(DEPS_OUT),FAILED)
+$(error scripts/deps.sh $(DEPS_LEVEL) failed: install the packages it names)
+endif
+endif
+endif
+
+PKGS := openblas jansson libprotobuf-c
+PKG_CFLAGS := $(shell $(PKGCONF) --cflags $(PKGS))
+PKG_LIBS := $(shell $(PKGCONF) --libs $(PKGS)) -Wl,-rpath,$(BLAS_DIR)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function
+OPT := -O2 -g
+ifeq ($(SAN),1)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+endif
+
+CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fopenmp -MMD -MP \
+	-I$(BUILD)/gen -Iengine $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -fopenmp $(LDSAN) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm -lpthread
+
+ENGINE_SRC := $(wildcard engine/*.c)
+CPU_SRC := $(wildcard cpu_fallback/*.c)
+SERVER_SRC := $(wildcard server/*.c)
+GEN_SRC := $(BUILD)/gen/onnx.pb-c.c
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(CPU_SRC:%.c=$(BUILD)/obj/%.o) \
+	$(BUILD)/obj/gen/onnx.pb-c.o
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all test run bench-cpu clean unit-test conformance-test sanitizer-test
+
+all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a
+
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(BUILD)/gen $(ONNX_PROTO)
+
+# Generated code is compiled without -Werror: its warnings are protoc-c's.
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -MMD -MP -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libvisiond_engine.a: $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/visiond: $(SERVER_OBJ) $(BUILD)/libvisiond_engine.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(SERVER_OBJ) $(BUILD)/libvisiond_engine.a $(LIBS)
+
+# --- tests -----------------------------------------------------------------
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvisiond_engine.a $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iserver -o $@ $< $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ)) \
+		$(BUILD)/libvisiond_engine.a $(LDFLAGS_ALL) $(LIBS)
+
+unit-test: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+
+PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
+export VISIOND_BUILD := $(abspath $(BUILD))
+
+conformance-test: all
+	tests/tools/ort_install.sh $(BUILD)
+	$(PYTEST) tests/conformance tests/loader
+
+sanitizer-test:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 DEPS=0 all
+	tests/tools/ort_install.sh $(BUILD)
+	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \
+		$(PYTEST) tests/conformance/test_models.py tests/loader
+
+test: all unit-test conformance-test sanitizer-test
+
+bench-cpu: all
+	tests/tools/ort_install.sh $(BUILD)
+	/usr/bin/python3 tests/bench/bench_cpu.py --build $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

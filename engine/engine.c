@@ -1,0 +1,320 @@
+/* The engine's public API (engine.h): load = import + passes + the plan of
+ * the largest batch + a backend; run = the plan of the batch (made once,
+ * then cached) handed to the backend. */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "graph.h"
+#include "onnx_import.h"
+#include "passes.h"
+#include "plan.h"
+
+#define ENGINE_MAX_BATCH 4096
+
+struct engine {
+    graph *g;
+    const backend_ops *be;
+    void *be_ctx;
+    int max_batch;
+    bool dynamic_batch;
+    plan **plans;      /* [max_batch + 1], made on first use */
+    void **prepared;   /* backend state per plan */
+    pthread_mutex_t lock;
+    char note[256];
+};
+
+static engine_status pick_backend(engine *e, const engine_options *opt, engine_error *err)
+{
+    const char *dev = opt && opt->device ? opt->device : "auto";
+    backend_config cfg = {.threads = opt ? opt->threads : 0,
+                          .conv_algo = opt ? opt->conv_algo : NULL};
+    bool want_cuda = strncmp(dev, "cuda", 4) == 0;
+    if (strcmp(dev, "auto") != 0 && strcmp(dev, "cpu") != 0 && !want_cuda)
+        return engine_fail(err, ENGINE_E_ARG, "unknown device '%s' (use auto, cpu, cuda or cuda:N)",
+                           dev);
+    if (want_cuda && dev[4]) {
+        char *end;
+        long idx = dev[4] == ':' ? strtol(dev + 5, &end, 10) : -1;
+        if (dev[4] != ':' || !dev[5] || *end || idx < 0 || idx > 1024)
+            return engine_fail(err, ENGINE_E_ARG, "bad device '%s' (use cuda or cuda:N)", dev);
+        cfg.device_index = (int)idx;
+    }
+    e->be = &cpu_backend_ops;
+#ifdef VISIOND_WITH_CUDA
+    int gpus = cuda_backend_device_count();
+    if (want_cuda) {
+        if (gpus <= 0)
+            return engine_fail(err, ENGINE_E_ARG,
+                               "device '%s' asked for, but no CUDA device is usable here", dev);
+        if (cfg.device_index >= gpus)
+            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but there are %d GPUs",
+                               dev, gpus);
+        e->be = &cuda_backend_ops;
+    } else if (strcmp(dev, "auto") == 0) {
+        if (gpus > 0)
+            e->be = &cuda_backend_ops;
+        else
+            snprintf(e->note, sizeof e->note,
+                     "built with CUDA but no CUDA device is usable: running on the CPU");
+    }
+#else
+    if (want_cuda)
+        return engine_fail(err, ENGINE_E_ARG,
+                           "device '%s' asked for, but this visiond was built without CUDA", dev);
+#endif
+    return e->be->create(&cfg, &e->be_ctx, err);
+}
+
+/* Caller holds e->lock (or is engine_load). */
+static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
+                              engine_error *err)
+{
+    if (batch < 1 || batch > e->max_batch)
+        return engine_fail(err, ENGINE_E_ARG, "batch %d outside 1..%d", batch, e->max_batch);
+    if (!e->dynamic_batch && batch != e->max_batch)
+        return engine_fail(err, ENGINE_E_ARG,
+                           "this model has a fixed batch of %d (its input declares it)",
+                           e->max_batch);
+    if (!e->plans[batch]) {
+        const plan *layout = batch == e->max_batch ? NULL : e->plans[e->max_batch];
+        plan *p;
+        engine_status st = plan_create(e->g, batch, layout, &p, err);
+        if (st)
+            return st;
+        void *pr = NULL;
+        if ((st = e->be->prepare(e->be_ctx, p, &pr, err))) {
+            plan_free(p);
+            return st;
+        }
+        e->plans[batch] = p;
+        e->prepared[batch] = pr;
+    }
+    *out = e->plans[batch];
+    if (prepared)
+        *prepared = e->prepared[batch];
+    return ENGINE_OK;
+}
+
+engine_status engine_load(const char *path, const engine_options *opt, engine **out,
+                          engine_error *err)
+{
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    pthread_mutex_init(&e->lock, NULL);
+    engine_status st = onnx_import_file(path, &e->g, err);
+    if (st)
+        goto fail;
+    if ((st = passes_run(e->g, NULL, err)))
+        goto fail;
+    int fixed = 0;
+    for (int i = 0; i < e->g->n_inputs; i++) {
+        const shape_t *s = &e->g->values[e->g->inputs[i]].shape;
+        if (s->rank > 0 && s->dim[0] < 0)
+            e->dynamic_batch = true;
+        else if (i == 0)
+            fixed = s->rank > 0 ? (int)s->dim[0] : 1;
+    }
+    int want = opt && opt->max_batch > 0 ? opt->max_batch : 1;
+    if (want > ENGINE_MAX_BATCH) {
+        st = engine_fail(err, ENGINE_E_ARG, "max batch %d (at most %d)", want, ENGINE_MAX_BATCH);
+        goto fail;
+    }
+    e->max_batch = e->dynamic_batch ? want : (fixed > 0 ? fixed : 1);
+    if (!e->dynamic_batch && e->max_batch > ENGINE_MAX_BATCH) {
+        st = engine_fail(err, ENGINE_E_INVALID, "%s: fixed batch %d is too large", path,
+                         e->max_batch);
+        goto fail;
+    }
+    e->plans = calloc((size_t)e->max_batch + 1, sizeof *e->plans);
+    e->prepared = calloc((size_t)e->max_batch + 1, sizeof *e->prepared);
+    if (!e->plans || !e->prepared) {
+        st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = pick_backend(e, opt, err)))
+        goto fail;
+    if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
+        goto fail;
+    plan *p;
+    if ((st = get_plan(e, e->max_batch, &p, NULL, err)))
+        goto fail;
+    *out = e;
+    return ENGINE_OK;
+fail:
+    engine_free(e);
+    return st;
+}
+
+void engine_free(engine *e)
+{
+    if (!e)
+        return;
+    if (e->plans) {
+        for (int b = 0; b <= e->max_batch; b++) {
+            if (e->prepared && e->prepared[b])
+                e->be->release(e->be_ctx, e->prepared[b]);
+            plan_free(e->plans[b]);
+        }
+    }
+    if (e->be && e->be_ctx)
+        e->be->destroy(e->be_ctx);
+    free(e->plans);
+    free(e->prepared);
+    graph_free(e->g);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+int engine_input_count(const engine *e)
+{
+    return e->g->n_inputs;
+}
+
+int engine_output_count(const engine *e)
+{
+    return e->g->n_outputs;
+}
+
+engine_status engine_input_info(const engine *e, int i, engine_tensor_info *info)
+{
+    if (i < 0 || i >= e->g->n_inputs)
+        return ENGINE_E_ARG;
+    const graph_value *v = &e->g->values[e->g->inputs[i]];
+    info->name = v->name;
+    info->dtype = v->dtype;
+    info->rank = v->shape.rank;
+    memcpy(info->dims, v->shape.dim, sizeof info->dims);
+    return ENGINE_OK;
+}
+
+engine_status engine_output_info(engine *e, int i, int batch, engine_tensor_info *info,
+                                 engine_error *err)
+{
+    if (i < 0 || i >= e->g->n_outputs)
+        return engine_fail(err, ENGINE_E_ARG, "no output %d", i);
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    engine_status st = get_plan(e, batch, &p, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    if (st)
+        return st;
+    const plan_value *pv = &p->values[e->g->outputs[i]];
+    info->name = e->g->output_names[i];
+    info->dtype = pv->dtype;
+    info->rank = pv->shape.rank;
+    memcpy(info->dims, pv->shape.dim, sizeof info->dims);
+    return ENGINE_OK;
+}
+
+bool engine_batch_is_dynamic(const engine *e)
+{
+    return e->dynamic_batch;
+}
+
+int engine_max_batch(const engine *e)
+{
+    return e->max_batch;
+}
+
+engine_status engine_prepare(engine *e, int batch, engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    engine_status st = get_plan(e, batch, &p, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+engine_status engine_run_profiled(engine *e, int batch, const float *const *inputs,
+                                  void *const *outputs, double *layer_ms, engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    void *pr;
+    engine_status st = get_plan(e, batch, &p, &pr, err);
+    if (!st)
+        st = e->be->run(e->be_ctx, pr, p, inputs, outputs, layer_ms, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+engine_status engine_run(engine *e, int batch, const float *const *inputs, void *const *outputs,
+                         engine_error *err)
+{
+    return engine_run_profiled(e, batch, inputs, outputs, NULL, err);
+}
+
+int engine_layer_count(engine *e)
+{
+    return e->plans[e->max_batch]->n_steps;
+}
+
+static void describe_op(const graph_node *n, char *buf, size_t len)
+{
+    static const char *const act_names[] = {
+        [ACT_NONE] = "", [ACT_RELU] = "Relu", [ACT_LEAKY_RELU] = "LeakyRelu",
+        [ACT_CLIP] = "Clip", [ACT_SIGMOID] = "Sigmoid", [ACT_HARD_SIGMOID] = "HardSigmoid",
+        [ACT_HARD_SWISH] = "HardSwish", [ACT_EXP] = "Exp"};
+    bool fused = (n->op == OP_CONV || n->op == OP_GEMM) && n->act.kind != ACT_NONE;
+    snprintf(buf, len, "%s%s%s", op_name(n->op), fused ? "+" : "",
+             fused ? act_names[n->act.kind] : "");
+}
+
+engine_status engine_layer_info(engine *e, int batch, int i, engine_layer_summary *info,
+                                engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    engine_status st = get_plan(e, batch, &p, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    if (st)
+        return st;
+    if (i < 0 || i >= p->n_steps)
+        return engine_fail(err, ENGINE_E_ARG, "no layer %d", i);
+    const graph_node *n = &e->g->nodes[p->steps[i].node];
+    info->name = n->name;
+    describe_op(n, info->op_buf, sizeof info->op_buf);
+    info->op = info->op_buf;
+    info->output = p->values[n->outputs[0]].shape;
+    info->flops = p->steps[i].flops;
+    return ENGINE_OK;
+}
+
+engine_status engine_model_info(engine *e, int batch, engine_model_summary *info, engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    engine_status st = get_plan(e, batch, &p, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    if (st)
+        return st;
+    info->parameters = e->g->n_params;
+    info->flops = p->flops;
+    info->peak_activation_bytes = p->arena_bytes;
+    info->layers = p->n_steps;
+    info->nodes_in_file = e->g->nodes_in_file;
+    info->opset = (int)e->g->opset;
+    return ENGINE_OK;
+}
+
+const char *engine_backend_name(const engine *e)
+{
+    return e->be->name;
+}
+
+const char *engine_backend_description(const engine *e)
+{
+    return e->be->describe(e->be_ctx);
+}
+
+const char *engine_backend_note(const engine *e)
+{
+    return e->note[0] ? e->note : NULL;
+}

@@ -1,0 +1,93 @@
+/* visiond's engine: the public C API.
+ *
+ * Load an ONNX CNN, ask it for its inputs and outputs, run batches of any
+ * size up to the maximum given at load, free it. The engine picks a backend
+ * at load time (device "auto" prefers a CUDA GPU and falls back to the CPU).
+ * Errors come back as an engine_status plus a message in engine_error; the
+ * engine never prints and never exits.
+ *
+ * An engine runs one batch at a time; engine_run serialises callers.
+ */
+#ifndef VISIOND_ENGINE_H
+#define VISIOND_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+typedef struct engine engine;
+
+typedef struct {
+    const char *device;    /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
+    int max_batch;         /* largest batch engine_run accepts; 0 means 1 */
+    int threads;           /* CPU threads; 0 means every core */
+    const char *conv_algo; /* NULL or "auto"; otherwise an algorithm to force */
+} engine_options;
+
+typedef struct {
+    const char *name;
+    dtype_t dtype;
+    int rank;
+    int64_t dims[ENGINE_MAX_RANK]; /* input info: -1 at axis 0 when it is the batch */
+} engine_tensor_info;
+
+typedef struct {
+    const char *name;   /* the ONNX node name */
+    const char *op;     /* operator, with any fused epilogue: "Conv+Relu" */
+    char op_buf[48];
+    shape_t output;     /* shape of its first output */
+    int64_t flops;
+} engine_layer_summary;
+
+typedef struct {
+    int64_t parameters;          /* float weights in the file */
+    int64_t flops;               /* per batch, multiply-add counted as 2 */
+    size_t peak_activation_bytes;/* the activation arena for this batch */
+    int layers;                  /* steps that run */
+    int nodes_in_file;
+    int opset;
+} engine_model_summary;
+
+engine_status engine_load(const char *path, const engine_options *opt, engine **out,
+                          engine_error *err);
+void engine_free(engine *e);
+
+int engine_input_count(const engine *e);
+int engine_output_count(const engine *e);
+engine_status engine_input_info(const engine *e, int i, engine_tensor_info *info);
+/* The output's concrete shape when run at `batch`. */
+engine_status engine_output_info(engine *e, int i, int batch, engine_tensor_info *info,
+                                 engine_error *err);
+
+/* Whether axis 0 of the inputs is a free batch dimension; when it is not,
+ * the model only runs at engine_max_batch(). */
+bool engine_batch_is_dynamic(const engine *e);
+int engine_max_batch(const engine *e);
+
+/* Plans and prepares `batch` now rather than at its first run. */
+engine_status engine_prepare(engine *e, int batch, engine_error *err);
+
+/* inputs[i]: float32 data for input i at `batch`; outputs[i]: room for output
+ * i (engine_output_info), float32 or int64 by its dtype. */
+engine_status engine_run(engine *e, int batch, const float *const *inputs, void *const *outputs,
+                         engine_error *err);
+/* As engine_run, also writing each layer's milliseconds to layer_ms
+ * (engine_layer_count entries). */
+engine_status engine_run_profiled(engine *e, int batch, const float *const *inputs,
+                                  void *const *outputs, double *layer_ms, engine_error *err);
+
+int engine_layer_count(engine *e);
+engine_status engine_layer_info(engine *e, int batch, int i, engine_layer_summary *info,
+                                engine_error *err);
+engine_status engine_model_info(engine *e, int batch, engine_model_summary *info, engine_error *err);
+
+const char *engine_backend_name(const engine *e);
+/* e.g. "cpu: OpenBLAS 0.3.21, SkylakeX kernel, 2 threads" */
+const char *engine_backend_description(const engine *e);
+/* Why the backend is not the one asked for, or NULL ("no CUDA device: using the CPU"). */
+const char *engine_backend_note(const engine *e);
+
+#endif

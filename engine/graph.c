@@ -1,0 +1,377 @@
+/* Graph IR storage: values, nodes, the name index and the edits passes need.
+ * See graph.h for the model. */
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const op_names[OP_COUNT] = {
+    [OP_NONE] = "(removed)",
+    [OP_CONV] = "Conv",
+    [OP_GEMM] = "Gemm",
+    [OP_MATMUL] = "MatMul",
+    [OP_ADD] = "Add",
+    [OP_SUB] = "Sub",
+    [OP_MUL] = "Mul",
+    [OP_DIV] = "Div",
+    [OP_RELU] = "Relu",
+    [OP_LEAKY_RELU] = "LeakyRelu",
+    [OP_CLIP] = "Clip",
+    [OP_SIGMOID] = "Sigmoid",
+    [OP_HARD_SIGMOID] = "HardSigmoid",
+    [OP_HARD_SWISH] = "HardSwish",
+    [OP_EXP] = "Exp",
+    [OP_MAXPOOL] = "MaxPool",
+    [OP_AVGPOOL] = "AveragePool",
+    [OP_GLOBAL_AVGPOOL] = "GlobalAveragePool",
+    [OP_GLOBAL_MAXPOOL] = "GlobalMaxPool",
+    [OP_BATCHNORM] = "BatchNormalization",
+    [OP_LRN] = "LRN",
+    [OP_SOFTMAX] = "Softmax",
+    [OP_CONCAT] = "Concat",
+    [OP_FLATTEN] = "Flatten",
+    [OP_RESHAPE] = "Reshape",
+    [OP_TRANSPOSE] = "Transpose",
+    [OP_SLICE] = "Slice",
+    [OP_SPLIT] = "Split",
+    [OP_PAD] = "Pad",
+    [OP_SQUEEZE] = "Squeeze",
+    [OP_UNSQUEEZE] = "Unsqueeze",
+    [OP_GATHER] = "Gather",
+    [OP_SHAPE] = "Shape",
+    [OP_CAST] = "Cast",
+    [OP_REDUCE_MEAN] = "ReduceMean",
+    [OP_DROPOUT] = "Dropout",
+    [OP_IDENTITY] = "Identity",
+};
+
+const char *op_name(op_t op)
+{
+    return (op >= 0 && op < OP_COUNT && op_names[op]) ? op_names[op] : "?";
+}
+
+bool op_is_unary_activation(op_t op)
+{
+    switch (op) {
+    case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID:
+    case OP_HARD_SIGMOID: case OP_HARD_SWISH: case OP_EXP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool op_is_binary_elementwise(op_t op)
+{
+    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
+}
+
+void *tensor_alloc(size_t bytes)
+{
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0)
+        rounded = 64;
+    return aligned_alloc(64, rounded);
+}
+
+void tensor_free(void *p)
+{
+    free(p);
+}
+
+graph *graph_create(const char *source)
+{
+    graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->source = strdup(source ? source : "(memory)");
+    if (!g->source) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void graph_free(graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_values; i++) {
+        free(g->values[i].name);
+        tensor_free(g->values[i].data);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i].name);
+        free(g->nodes[i].inputs);
+        free(g->nodes[i].outputs);
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        free(g->output_names[i]);
+    free(g->values);
+    free(g->nodes);
+    free(g->inputs);
+    free(g->outputs);
+    free(g->output_names);
+    free(g->index);
+    free(g->source);
+    free(g);
+}
+
+/* --- name index: FNV-1a over the name, linear probing --- */
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void index_insert(int *index, int cap, const graph *g, int id)
+{
+    uint32_t h = name_hash(g->values[id].name) & (uint32_t)(cap - 1);
+    while (index[h] >= 0)
+        h = (h + 1) & (uint32_t)(cap - 1);
+    index[h] = id;
+}
+
+static bool index_grow(graph *g)
+{
+    int cap = g->index_cap ? g->index_cap * 2 : 256;
+    int *index = malloc((size_t)cap * sizeof *index);
+    if (!index)
+        return false;
+    for (int i = 0; i < cap; i++)
+        index[i] = -1;
+    for (int v = 0; v < g->n_values; v++)
+        index_insert(index, cap, g, v);
+    free(g->index);
+    g->index = index;
+    g->index_cap = cap;
+    return true;
+}
+
+int graph_find_value(const graph *g, const char *name)
+{
+    if (!g->index_cap || !name)
+        return -1;
+    uint32_t h = name_hash(name) & (uint32_t)(g->index_cap - 1);
+    while (g->index[h] >= 0) {
+        if (strcmp(g->values[g->index[h]].name, name) == 0)
+            return g->index[h];
+        h = (h + 1) & (uint32_t)(g->index_cap - 1);
+    }
+    return -1;
+}
+
+int graph_add_value(graph *g, const char *name, engine_error *err)
+{
+    if (graph_find_value(g, name) >= 0) {
+        engine_fail(err, ENGINE_E_INVALID, "value '%s' is defined twice", name);
+        return -1;
+    }
+    if (g->n_values == g->cap_values) {
+        int cap = g->cap_values ? g->cap_values * 2 : 256;
+        graph_value *nv = realloc(g->values, (size_t)cap * sizeof *nv);
+        if (!nv)
+            goto nomem;
+        g->values = nv;
+        g->cap_values = cap;
+    }
+    if ((g->n_values + 1) * 2 > g->index_cap && !index_grow(g))
+        goto nomem;
+    graph_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->producer = -1;
+    v->name = strdup(name);
+    if (!v->name)
+        goto nomem;
+    int id = g->n_values++;
+    index_insert(g->index, g->index_cap, g, id);
+    return id;
+nomem:
+    engine_fail(err, ENGINE_E_NOMEM, "out of memory adding value '%s'", name);
+    return -1;
+}
+
+int graph_add_value_unique(graph *g, const char *hint, engine_error *err)
+{
+    char name[512];
+    for (int k = g->n_values;; k++) {
+        snprintf(name, sizeof name, "%.400s#%d", hint, k);
+        if (graph_find_value(g, name) < 0)
+            return graph_add_value(g, name, err);
+    }
+}
+
+void graph_set_const(graph *g, int v, dtype_t dt, const shape_t *s, void *data)
+{
+    graph_value *val = &g->values[v];
+    tensor_free(val->data);
+    val->dtype = dt;
+    val->shape = *s;
+    val->data = data;
+    val->producer = -1;
+}
+
+int graph_add_const(graph *g, const char *hint, dtype_t dt, const shape_t *s, const void *data,
+                    engine_error *err)
+{
+    size_t bytes = (size_t)shape_numel(s) * dtype_size(dt);
+    void *copy = tensor_alloc(bytes);
+    if (!copy) {
+        engine_fail(err, ENGINE_E_NOMEM, "out of memory for constant '%s'", hint);
+        return -1;
+    }
+    if (bytes)
+        memcpy(copy, data, bytes);
+    int v = graph_add_value_unique(g, hint, err);
+    if (v < 0) {
+        tensor_free(copy);
+        return -1;
+    }
+    graph_set_const(g, v, dt, s, copy);
+    return v;
+}
+
+graph_node *graph_add_node(graph *g, op_t op, const char *name, int n_inputs, int n_outputs,
+                           engine_error *err)
+{
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 128;
+        graph_node *nn = realloc(g->nodes, (size_t)cap * sizeof *nn);
+        if (!nn)
+            goto nomem;
+        g->nodes = nn;
+        g->cap_nodes = cap;
+    }
+    graph_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->name = strdup(name ? name : "");
+    n->inputs = malloc(((size_t)n_inputs + 1) * sizeof(int));
+    n->outputs = malloc(((size_t)n_outputs + 1) * sizeof(int));
+    if (!n->name || !n->inputs || !n->outputs) {
+        free(n->name);
+        free(n->inputs);
+        free(n->outputs);
+        goto nomem;
+    }
+    n->n_inputs = n_inputs;
+    n->n_outputs = n_outputs;
+    for (int i = 0; i < n_inputs; i++)
+        n->inputs[i] = -1;
+    for (int i = 0; i < n_outputs; i++)
+        n->outputs[i] = -1;
+    g->n_nodes++;
+    return n;
+nomem:
+    engine_fail(err, ENGINE_E_NOMEM, "out of memory adding node '%s'", name ? name : "");
+    return NULL;
+}
+
+engine_status graph_node_set_input(graph_node *n, int k, int v, engine_error *err)
+{
+    if (k >= n->n_inputs) {
+        int *ni = realloc(n->inputs, ((size_t)k + 1) * sizeof *ni);
+        if (!ni)
+            return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+        for (int i = n->n_inputs; i <= k; i++)
+            ni[i] = -1;
+        n->inputs = ni;
+        n->n_inputs = k + 1;
+    }
+    n->inputs[k] = v;
+    return ENGINE_OK;
+}
+
+void graph_replace_uses(graph *g, int from, int to)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (n->op == OP_NONE)
+            continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] == from)
+                n->inputs[k] = to;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == from)
+            g->outputs[i] = to;
+}
+
+void graph_count_uses(const graph *g, int *uses)
+{
+    memset(uses, 0, (size_t)g->n_values * sizeof *uses);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->op == OP_NONE)
+            continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0)
+                uses[n->inputs[k]]++;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        uses[g->outputs[i]]++;
+}
+
+bool graph_is_output(const graph *g, int v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+static void node_release(graph_node *n)
+{
+    free(n->name);
+    free(n->inputs);
+    free(n->outputs);
+}
+
+void graph_compact(graph *g)
+{
+    int *uses = calloc((size_t)g->n_values + 1, sizeof *uses);
+    if (!uses)
+        return; /* compaction is an optimisation; the graph stays valid */
+    /* Dead-node elimination, last to first so chains disappear in one sweep. */
+    graph_count_uses(g, uses);
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        graph_node *n = &g->nodes[i];
+        if (n->op == OP_NONE)
+            continue;
+        bool used = false;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && uses[n->outputs[k]] > 0)
+                used = true;
+        if (!used) {
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0)
+                    uses[n->inputs[k]]--;
+            n->op = OP_NONE;
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op == OP_NONE)
+            node_release(&g->nodes[i]);
+        else
+            g->nodes[kept++] = g->nodes[i];
+    }
+    g->n_nodes = kept;
+    for (int v = 0; v < g->n_values; v++) {
+        g->values[v].producer = -1;
+        if (uses[v] == 0 && g->values[v].data) {
+            tensor_free(g->values[v].data);
+            g->values[v].data = NULL;
+            g->values[v].dtype = DTYPE_UNDEFINED;
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_outputs; k++)
+            if (g->nodes[i].outputs[k] >= 0)
+                g->values[g->nodes[i].outputs[k]].producer = i;
+    free(uses);
+}

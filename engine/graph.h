@@ -1,0 +1,217 @@
+/* The graph IR every other part of the engine works on.
+ *
+ * An ONNX model is imported into this form once (onnx_import.c): values in
+ * SSA form (each produced by at most one node) and nodes whose attributes
+ * are already parsed into the canonical parameter structs below, so that no
+ * pass or backend ever looks at ONNX attributes or opset versions again.
+ * Inputs that older opsets gave as attributes (Slice starts, Clip min, ...)
+ * become constant input values, the form newer opsets use.
+ *
+ * The graph does not know where it runs: backends see it only through a plan
+ * (plan.h) made for one batch size.
+ */
+#ifndef VISIOND_GRAPH_H
+#define VISIOND_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+typedef enum {
+    OP_NONE = 0, /* a node removed by a pass, dropped by graph_compact */
+    OP_CONV,
+    OP_GEMM,
+    OP_MATMUL,
+    OP_ADD,
+    OP_SUB,
+    OP_MUL,
+    OP_DIV,
+    OP_RELU,
+    OP_LEAKY_RELU,
+    OP_CLIP,
+    OP_SIGMOID,
+    OP_HARD_SIGMOID,
+    OP_HARD_SWISH,
+    OP_EXP,
+    OP_MAXPOOL,
+    OP_AVGPOOL,
+    OP_GLOBAL_AVGPOOL,
+    OP_GLOBAL_MAXPOOL,
+    OP_BATCHNORM,
+    OP_LRN,
+    OP_SOFTMAX,
+    OP_CONCAT,
+    OP_FLATTEN,
+    OP_RESHAPE,
+    OP_TRANSPOSE,
+    OP_SLICE,
+    OP_SPLIT,
+    OP_PAD,
+    OP_SQUEEZE,
+    OP_UNSQUEEZE,
+    OP_GATHER,
+    OP_SHAPE,
+    OP_CAST,
+    OP_REDUCE_MEAN,
+    OP_DROPOUT,
+    OP_IDENTITY,
+    OP_COUNT
+} op_t;
+
+const char *op_name(op_t op);
+bool op_is_unary_activation(op_t op);
+bool op_is_binary_elementwise(op_t op);
+
+/* Element-wise activation, either a node of its own (Relu, Clip, ...) or an
+ * epilogue fused into Conv/Gemm. */
+typedef enum {
+    ACT_NONE = 0,
+    ACT_RELU,
+    ACT_LEAKY_RELU,   /* alpha: negative slope */
+    ACT_CLIP,         /* alpha: min, beta: max */
+    ACT_SIGMOID,
+    ACT_HARD_SIGMOID, /* max(0, min(1, alpha*x + beta)) */
+    ACT_HARD_SWISH,
+    ACT_EXP,
+} act_kind;
+
+typedef struct {
+    act_kind kind;
+    float alpha, beta;
+} act_params;
+
+typedef enum { AUTO_PAD_NOTSET = 0, AUTO_PAD_SAME_UPPER, AUTO_PAD_SAME_LOWER, AUTO_PAD_VALID } auto_pad_t;
+
+/* Sliding-window parameters shared by Conv and the pools. One or two spatial
+ * axes; a 1-D window is treated as 2-D with a height of 1. */
+typedef struct {
+    int spatial; /* 1 or 2; 0 for Conv until the weights tell */
+    int64_t kernel[2], stride[2], dilation[2], pad_begin[2], pad_end[2];
+    auto_pad_t auto_pad;
+    int64_t group;
+    bool ceil_mode, count_include_pad;
+} window_params;
+
+typedef struct {
+    float alpha, beta;
+    bool trans_a, trans_b;
+} gemm_params;
+
+typedef struct {
+    int64_t size;
+    float alpha, beta, bias;
+} lrn_params;
+
+typedef enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE } pad_mode;
+
+typedef union {
+    window_params win;   /* Conv, MaxPool, AveragePool */
+    gemm_params gemm;    /* Gemm */
+    lrn_params lrn;      /* LRN */
+    float epsilon;       /* BatchNormalization */
+    struct {
+        int64_t axis;
+        bool legacy_2d;  /* Softmax before opset 13 flattens to 2-D around axis */
+    } softmax;
+    int64_t axis;        /* Concat, Flatten, Gather, Split */
+    struct {
+        int n;           /* 0: reverse the axes */
+        int64_t perm[ENGINE_MAX_RANK];
+    } transpose;
+    bool allowzero;      /* Reshape */
+    struct {
+        int64_t start, end;
+        bool has_end;
+    } shape;             /* Shape */
+    dtype_t cast_to;     /* Cast */
+    pad_mode pad;        /* Pad */
+    struct {
+        bool keepdims, noop_with_empty_axes;
+    } reduce;            /* ReduceMean */
+    struct {
+        int64_t axis, num_outputs;
+    } split;             /* Split */
+} op_params;
+
+typedef struct {
+    char *name;
+    op_t op;
+    int n_inputs, n_outputs;
+    int *inputs;  /* value ids; -1 for an absent optional input */
+    int *outputs; /* value ids; -1 for an output nobody asked for */
+    op_params p;
+    act_params act; /* the activation itself for unary nodes; a fused epilogue for Conv/Gemm */
+} graph_node;
+
+typedef struct {
+    char *name;
+    dtype_t dtype;  /* DTYPE_UNDEFINED until a plan infers it */
+    shape_t shape;  /* constants and graph inputs only; an input's dim 0 may be -1, the batch */
+    void *data;     /* constant payload, 64-byte aligned, owned by the graph; NULL otherwise */
+    int producer;   /* node id, or -1 for inputs and constants */
+} graph_value;
+
+typedef struct graph {
+    char *source;   /* file name, for messages */
+    int64_t opset;
+    int64_t ir_version;
+    graph_value *values;
+    int n_values, cap_values;
+    graph_node *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs;    /* runtime inputs (graph inputs that are not initializers) */
+    int n_inputs;
+    int *outputs;
+    char **output_names; /* kept apart from values: a pass may re-point an output */
+    int n_outputs;
+    int64_t n_params;    /* elements in the model's float initializers */
+    int nodes_in_file;
+    /* name -> value id, open addressing */
+    int *index;
+    int index_cap;
+} graph;
+
+graph *graph_create(const char *source);
+void graph_free(graph *g);
+
+/* Adds a value with a unique name; returns its id, or -1 (err set) when the
+ * name is taken or memory runs out. */
+int graph_add_value(graph *g, const char *name, engine_error *err);
+/* Adds a value named after `hint` with a suffix that makes it unique. */
+int graph_add_value_unique(graph *g, const char *hint, engine_error *err);
+int graph_find_value(const graph *g, const char *name);
+
+/* Makes value v a constant that owns `data` (allocated with tensor_alloc). */
+void graph_set_const(graph *g, int v, dtype_t dt, const shape_t *s, void *data);
+/* Adds a fresh constant value; copies `data`. Returns id or -1. */
+int graph_add_const(graph *g, const char *hint, dtype_t dt, const shape_t *s, const void *data,
+                    engine_error *err);
+static inline bool graph_is_const(const graph *g, int v)
+{
+    return v >= 0 && g->values[v].data != 0;
+}
+
+/* Appends a node; its input/output arrays are allocated and filled with -1. */
+graph_node *graph_add_node(graph *g, op_t op, const char *name, int n_inputs, int n_outputs,
+                           engine_error *err);
+
+/* Puts value v at input slot k, growing the node's input array if needed. */
+engine_status graph_node_set_input(graph_node *n, int k, int v, engine_error *err);
+
+/* Every use of value `from` (node inputs, graph outputs) now reads `to`. */
+void graph_replace_uses(graph *g, int from, int to);
+/* uses[v] = number of node inputs plus graph outputs reading v. */
+void graph_count_uses(const graph *g, int *uses);
+/* Drops OP_NONE nodes and nodes whose outputs nobody uses, frees the data
+ * of constants nobody reads any more, and recomputes producers. */
+void graph_compact(graph *g);
+bool graph_is_output(const graph *g, int v);
+
+/* 64-byte aligned allocation for tensor payloads (NULL when bytes == 0 is
+ * asked for returns a valid minimal block). */
+void *tensor_alloc(size_t bytes);
+void tensor_free(void *p);
+
+#endif

@@ -1,0 +1,28 @@
+/* Load-time graph passes: the rewrites that hold for every batch size.
+ *
+ *  1. Identity and inference-mode Dropout disappear; their readers read the
+ *     input instead.
+ *  2. Constant subgraphs are folded (weights transposed or reshaped by the
+ *     exporter, Clip bounds built from Constant nodes, ...).
+ *  3. Pads of all zeros disappear.
+ *  4. A BatchNormalization right after a Conv is folded into the Conv's
+ *     weights and bias; any other one becomes a per-channel scale and shift.
+ *  5. An Add of a per-channel constant after Conv/Gemm becomes its bias.
+ *  6. An activation right after Conv/Gemm becomes the Conv/Gemm epilogue.
+ *
+ * Every rewrite keeps graph output names, and creates new constants rather
+ * than editing initializers that another node may share.
+ */
+#ifndef VISIOND_PASSES_H
+#define VISIOND_PASSES_H
+
+#include "graph.h"
+
+typedef struct {
+    int identities_removed, constants_folded, pads_removed;
+    int batchnorms_folded, batchnorms_standalone, biases_fused, activations_fused;
+} pass_stats;
+
+engine_status passes_run(graph *g, pass_stats *stats, engine_error *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* A plan: the graph made concrete for one batch size.
+ *
+ * plan_create infers every shape for the batch, folds whatever is constant
+ * for that batch (the Shape -> Gather -> Concat chains exporters put around
+ * Reshape become constants here), turns Reshape/Flatten/Squeeze/Unsqueeze
+ * into views of their input, resolves per-step parameters (auto_pad, axes,
+ * slice bounds), and assigns every activation a byte offset in one arena so
+ * that buffers whose lifetimes do not overlap share memory. Backends only
+ * read plans; all their per-batch state hangs off backend_prepare().
+ */
+#ifndef VISIOND_PLAN_H
+#define VISIOND_PLAN_H
+
+#include "graph.h"
+
+typedef enum {
+    STORE_NONE = 0, /* not computed (an output nobody reads) */
+    STORE_INPUT,    /* a caller's input buffer */
+    STORE_CONST,    /* constant data: graph-owned or folded by this plan */
+    STORE_ARENA,    /* an activation at `offset` bytes into the arena */
+} storage_kind;
+
+typedef struct {
+    dtype_t dtype;
+    shape_t shape;
+    storage_kind storage;
+    int input_index;   /* STORE_INPUT: index into the graph's inputs */
+    const void *data;  /* STORE_CONST */
+    size_t offset;     /* STORE_ARENA, shared by views of the same buffer */
+    int view_of;       /* -1, or the value whose buffer this one reinterprets */
+    bool defined;
+} plan_value;
+
+/* Parameters a step needs that depend on shapes, resolved once per plan. */
+typedef union {
+    struct {
+        int64_t pad_begin[2], pad_end[2];
+    } win;          /* Conv, pools */
+    int axis;       /* Concat, Softmax, Gather, Split, Flatten (normalised) */
+    struct {
+        int64_t start[ENGINE_MAX_RANK], step[ENGINE_MAX_RANK];
+    } slice;        /* Slice: per axis of the input */
+    struct {
+        int64_t begin[ENGINE_MAX_RANK];
+        float value;
+    } pad;          /* Pad: leading pad per axis (may be negative) and fill */
+    struct {
+        int perm[ENGINE_MAX_RANK];
+    } transpose;    /* Transpose */
+    struct {
+        uint32_t axes_mask;
+    } reduce;       /* ReduceMean: bit i set when axis i is reduced */
+} step_params;
+
+typedef struct {
+    int node;       /* graph node id */
+    int64_t flops;  /* multiply-add counted as 2 */
+    step_params r;
+} plan_step;
+
+typedef struct plan {
+    const graph *g;
+    int batch;
+    plan_value *values; /* indexed like g->values */
+    plan_step *steps;
+    int n_steps;
+    size_t arena_bytes; /* peak activation memory */
+    int64_t flops;
+    void **owned;       /* payloads of constants this plan folded */
+    int n_owned, cap_owned;
+} plan;
+
+/* Makes the plan for `batch`. With `layout`, a plan of a larger batch of the
+ * same graph, the arena offsets are taken from it, so one arena serves every
+ * batch size up to the largest. */
+engine_status plan_create(const graph *g, int batch, const plan *layout, plan **out,
+                          engine_error *err);
+void plan_free(plan *p);
+
+/* Bytes a value occupies for this plan. */
+size_t plan_value_bytes(const plan *p, int v);
+
+#endif

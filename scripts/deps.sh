@@ -1,0 +1,53 @@
+#!/bin/sh
+# Installs the Debian packages visiond needs, and only those that are missing.
+#
+# Why a script: README's two commands (make run, make test) must work on a fresh
+# Debian 12 machine with nothing but gcc and make. Asking dpkg for each package
+# costs well under a second, so every make invocation can call this; apt-get
+# (and its slow 'update') only runs when something is actually missing.
+#
+# usage: scripts/deps.sh build|test|bench
+set -eu
+
+build_pkgs="pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+  libopenblas-openmp-dev libjpeg-dev libpng-dev libmicrohttpd-dev libjansson-dev
+  libsystemd-dev"
+test_pkgs="python3-torch python3-torchvision python3-onnx python3-numpy
+  python3-pytest nodejs npm darknet prometheus"
+bench_pkgs="wrk hyperfine"
+
+case "${1:-build}" in
+  build) want="$build_pkgs" ;;
+  test)  want="$build_pkgs $test_pkgs" ;;
+  bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  # node and npm may come from outside Debian (a preinstalled Node.js); accept those.
+  case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+  esac
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "deps: missing packages:$missing; run as root or install them" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $missing >&2

@@ -1,0 +1,209 @@
+/* `visiond bench`: time a model's forward pass, per layer, like `caffe time`.
+ *
+ *   visiond bench --model M.onnx --batch N --iters K [--warmup W]
+ *                 [--device D] [--threads T] [--json]
+ *
+ * Inputs are seeded pseudo-random values (real data and random data cost
+ * the same in a CNN, unlike zeros). Each iteration times the whole forward
+ * and each layer; the table shows per-layer medians and the forward's
+ * median, which is the number to compare.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: visiond bench --model M.onnx --batch N --iters K [--warmup W]\n"
+                    "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n");
+}
+
+static void fill_random(float *p, int64_t n, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (float)((*state >> 40) & 0xffffff) / (float)0x800000 - 1.0f; /* [-1, 1) */
+    }
+}
+
+static int64_t info_numel(const engine_tensor_info *t, int batch)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->rank; d++)
+        n *= t->dims[d] < 0 ? batch : t->dims[d];
+    return n;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    const char *model = NULL, *device = "cpu", *algo = NULL;
+    int batch = 1, iters = 10, warmup = -1, threads = 0;
+    bool json = false, bad = false;
+    for (int i = 0; i < argc && !bad; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--model", &bad)))
+            model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--batch", &bad)))
+            bad = !cli_parse_int(v, 1, 4096, &batch);
+        else if ((v = cli_opt(argc, argv, &i, "--iters", &bad)))
+            bad = !cli_parse_int(v, 1, 1000000, &iters);
+        else if ((v = cli_opt(argc, argv, &i, "--warmup", &bad)))
+            bad = !cli_parse_int(v, 0, 1000000, &warmup);
+        else if ((v = cli_opt(argc, argv, &i, "--device", &bad)))
+            device = v;
+        else if ((v = cli_opt(argc, argv, &i, "--threads", &bad)))
+            bad = !cli_parse_int(v, 0, 1024, &threads);
+        else if ((v = cli_opt(argc, argv, &i, "--conv-algo", &bad)))
+            algo = v;
+        else if (cli_flag(argv, i, "--json"))
+            json = true;
+        else if (!bad) {
+            fprintf(stderr, "visiond bench: unknown argument '%s'\n", argv[i]);
+            bad = true;
+        }
+    }
+    if (bad || !model) {
+        usage();
+        return EXIT_USAGE;
+    }
+    if (warmup < 0)
+        warmup = iters / 10 > 2 ? iters / 10 : 2;
+    engine *e = cli_load(model, device, threads, batch, algo);
+    if (!e)
+        return EXIT_MODEL;
+    if (!engine_batch_is_dynamic(e) && batch != engine_max_batch(e)) {
+        fprintf(stderr, "visiond bench: the model has a fixed batch of %d\n", engine_max_batch(e));
+        engine_free(e);
+        return EXIT_USAGE;
+    }
+    int rc = 0, ni = engine_input_count(e), no = engine_output_count(e);
+    int layers = engine_layer_count(e);
+    float **in = calloc((size_t)ni, sizeof *in);
+    void **out = calloc((size_t)no, sizeof *out);
+    double *layer_ms = calloc((size_t)layers * (size_t)iters + 1, sizeof *layer_ms);
+    double *total_ms = calloc((size_t)iters, sizeof *total_ms);
+    double *col = calloc((size_t)iters, sizeof *col);
+    engine_error err = {0};
+    uint64_t seed = 42;
+    if (!in || !out || !layer_ms || !total_ms || !col)
+        goto nomem;
+    for (int k = 0; k < ni; k++) {
+        engine_tensor_info t;
+        engine_input_info(e, k, &t);
+        int64_t n = info_numel(&t, batch);
+        if (!(in[k] = malloc((size_t)n * sizeof(float) + 1)))
+            goto nomem;
+        fill_random(in[k], n, &seed);
+    }
+    for (int k = 0; k < no; k++) {
+        engine_tensor_info t;
+        if (engine_output_info(e, k, batch, &t, &err))
+            goto fail;
+        if (!(out[k] = malloc((size_t)info_numel(&t, batch) * dtype_size(t.dtype) + 1)))
+            goto nomem;
+    }
+    for (int w = 0; w < warmup; w++)
+        if (engine_run(e, batch, (const float *const *)in, out, &err))
+            goto fail;
+    for (int it = 0; it < iters; it++) {
+        double t0 = cli_now_ms();
+        if (engine_run_profiled(e, batch, (const float *const *)in, out,
+                                layer_ms + (size_t)it * (size_t)layers, &err))
+            goto fail;
+        total_ms[it] = cli_now_ms() - t0;
+    }
+    engine_model_summary mi;
+    if (engine_model_info(e, batch, &mi, &err))
+        goto fail;
+    double mean = 0, min = total_ms[0];
+    for (int it = 0; it < iters; it++) {
+        mean += total_ms[it] / iters;
+        min = total_ms[it] < min ? total_ms[it] : min;
+    }
+    double median = cli_median(total_ms, iters);
+    double sum_layer_medians = 0;
+    double *lmed = calloc((size_t)layers + 1, sizeof *lmed);
+    if (!lmed)
+        goto nomem;
+    for (int l = 0; l < layers; l++) {
+        for (int it = 0; it < iters; it++)
+            col[it] = layer_ms[(size_t)it * (size_t)layers + (size_t)l];
+        lmed[l] = cli_median(col, iters);
+        sum_layer_medians += lmed[l];
+    }
+    double gflops = median > 0 ? (double)mi.flops / (median * 1e6) : 0;
+    if (json) {
+        json_t *root = json_object(), *arr = json_array();
+        json_object_set_new(root, "model", json_string(model));
+        json_object_set_new(root, "backend", json_string(engine_backend_description(e)));
+        json_object_set_new(root, "batch", json_integer(batch));
+        json_object_set_new(root, "iters", json_integer(iters));
+        json_object_set_new(root, "median_ms", json_real(median));
+        json_object_set_new(root, "mean_ms", json_real(mean));
+        json_object_set_new(root, "min_ms", json_real(min));
+        json_object_set_new(root, "images_per_s", json_real(median > 0 ? batch * 1e3 / median : 0));
+        json_object_set_new(root, "flops", json_integer(mi.flops));
+        json_object_set_new(root, "gflops_per_s", json_real(gflops));
+        for (int l = 0; l < layers; l++) {
+            engine_layer_summary li;
+            if (engine_layer_info(e, batch, l, &li, &err))
+                goto fail;
+            char shape[128];
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(li.name));
+            json_object_set_new(o, "op", json_string(li.op));
+            json_object_set_new(o, "output", json_string(shape_format(&li.output, shape, sizeof shape)));
+            json_object_set_new(o, "median_ms", json_real(lmed[l]));
+            json_object_set_new(o, "share", json_real(sum_layer_medians > 0 ? lmed[l] / sum_layer_medians : 0));
+            json_object_set_new(o, "flops", json_integer(li.flops));
+            json_array_append_new(arr, o);
+        }
+        json_object_set_new(root, "layers", arr);
+        char *s = json_dumps(root, JSON_INDENT(1));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(root);
+    } else {
+        printf("%s, batch %d, %d iterations (%d warm-up), %s\n", model, batch, iters, warmup,
+               engine_backend_description(e));
+        printf("%-48s %-16s %-18s %10s %7s\n", "layer", "op", "output", "median ms", "share");
+        for (int l = 0; l < layers; l++) {
+            engine_layer_summary li;
+            if (engine_layer_info(e, batch, l, &li, &err))
+                goto fail;
+            char shape[128];
+            const char *name = li.name;
+            size_t len = strlen(name);
+            printf("%-48s %-16s %-18s %10.3f %6.1f%%\n", len > 48 ? name + len - 48 : name, li.op,
+                   shape_format(&li.output, shape, sizeof shape), lmed[l],
+                   sum_layer_medians > 0 ? 100.0 * lmed[l] / sum_layer_medians : 0);
+        }
+        printf("forward: median %.3f ms, mean %.3f ms, min %.3f ms; %.1f images/s; %.1f GFLOP/s\n",
+               median, mean, min, batch * 1e3 / median, gflops);
+    }
+    free(lmed);
+    goto out;
+nomem:
+    fprintf(stderr, "visiond bench: out of memory\n");
+    rc = EXIT_RUN;
+    goto out;
+fail:
+    fprintf(stderr, "visiond bench: %s\n", err.message);
+    rc = EXIT_RUN;
+out:
+    for (int k = 0; in && k < ni; k++)
+        free(in[k]);
+    for (int k = 0; out && k < no; k++)
+        free(out[k]);
+    free(in);
+    free(out);
+    free(layer_ms);
+    free(total_ms);
+    free(col);
+    engine_free(e);
+    return rc;
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""Builds the conformance models and their reference outputs.
+
+For each torchvision architecture: random weights from a fixed seed, batch
+norm statistics first calibrated on random images (so activations keep a
+useful scale through a hundred layers instead of vanishing) and then
+randomised, export to ONNX with a dynamic batch axis and the opset listed
+below (several opsets on purpose), a fixed random input of 4 images, and
+the outputs of PyTorch and of ONNX Runtime for batch 1 and batch 4.
+
+Everything lands in OUT/<model>/; a stamp makes reruns free. Too big to
+commit (vgg16 alone is 528 MB), so it is made at test time from Debian's
+python3-torch and python3-torchvision.
+
+usage: make_models.py OUT [model ...]
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+
+MODELS = {  # name: opset
+    "alexnet": 9,
+    "vgg16": 11,
+    "resnet18": 13,
+    "resnet50": 14,
+    "squeezenet1_1": 10,
+    "mobilenet_v2": 12,
+    "googlenet": 15,
+    "densenet121": 16,
+    "shufflenet_v2_x1_0": 17,
+    "efficientnet_b0": 13,
+}
+BATCHES = (1, 4)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORT_RUN = os.path.join(HERE, "..", "tools", "ort_run.js")
+
+
+def script_digest():
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def build_model(name, seed):
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    model = getattr(torchvision.models, name)(weights=None, **kwargs)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if bns:
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for m in bns:  # random affine parameters first, so calibration sees them
+                c = m.num_features
+                m.weight.copy_(torch.empty(c).uniform_(0.5, 1.5, generator=g))
+                m.bias.copy_(0.2 * torch.randn(c, generator=g))
+        # Calibrate: running stats := statistics of a random batch. Only the
+        # batch norms train: dropout and stochastic depth stay off.
+        model.eval()
+        for m in bns:
+            m.momentum = 1.0
+            m.train()
+        with torch.no_grad():
+            model(torch.randn(8, 3, 224, 224, generator=g))
+            for m in bns:  # then randomise the statistics around the calibrated values
+                c = m.num_features
+                std = m.running_var.clamp_min(1e-6).sqrt()
+                m.running_mean += 0.1 * std * torch.randn(c, generator=g)
+                m.running_var *= torch.empty(c).uniform_(0.8, 1.25, generator=g)
+    return model.eval()
+
+
+def make(name, out_dir):
+    import torch
+
+    opset = MODELS[name]
+    seed = sorted(MODELS).index(name) + 1
+    d = os.path.join(out_dir, name)
+    stamp = os.path.join(d, "stamp.json")
+    want = {"digest": script_digest(), "opset": opset, "torch": torch.__version__}
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f) == want:
+                return
+    os.makedirs(d, exist_ok=True)
+    model = build_model(name, seed)
+    g = torch.Generator().manual_seed(1000 + seed)
+    x4 = torch.randn(4, 3, 224, 224, generator=g)
+    onnx_path = os.path.join(d, "model.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, x4[:1], onnx_path, opset_version=opset,
+            input_names=["input"], output_names=["output"],
+            training=torch.onnx.TrainingMode.PRESERVE,
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    with torch.no_grad():
+        for b in BATCHES:
+            x = x4[:b].contiguous()
+            np.save(os.path.join(d, f"input_b{b}.npy"), x.numpy())
+            np.save(os.path.join(d, f"torch_b{b}.npy"), model(x).numpy())
+    for b in BATCHES:
+        subprocess.run(["node", ORT_RUN, "run", onnx_path, os.path.join(d, f"input_b{b}.npy"),
+                        os.path.join(d, f"ort_b{b}.npy"), "2"], check=True)
+    with open(stamp, "w") as f:
+        json.dump(want, f)
+
+
+def main():
+    out_dir = sys.argv[1]
+    names = sys.argv[2:] or list(MODELS)
+    for name in names:
+        make(name, out_dir)
+        print(f"conformance model ready: {name}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

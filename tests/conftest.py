@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: where the visiond binary and the build live.
+
+VISIOND_BIN picks the binary under test (the sanitizer run points it at
+build-san/visiond); VISIOND_BUILD is the build folder holding cached test
+data (conformance models, ONNX node tests, ONNX Runtime).
+"""
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("VISIOND_BUILD", os.path.join(ROOT, "build"))
+BIN = os.environ.get("VISIOND_BIN", os.path.join(BUILD, "visiond"))
+
+
+@pytest.fixture(scope="session")
+def visiond_bin():
+    assert os.access(BIN, os.X_OK), f"{BIN} is not built (run make)"
+    return BIN
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    return BUILD
+
+
+def run_visiond(*args, timeout=600, env=None):
+    """Runs the binary, returning the CompletedProcess (never raises on rc)."""
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+RESULTS = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("conformance: max |visiond - reference| (tolerance 1e-4 * max|ref| + 1e-5)")
+    tr.write_line(f"{'model':20} {'batch':>5} {'max|torch|':>11} {'err vs torch':>13} "
+                  f"{'err vs ORT':>11} {'tolerance':>10}  binary")
+    for r in RESULTS:
+        tr.write_line(f"{r['model']:20} {r['batch']:>5} {r['max_ref']:>11.4g} "
+                      f"{r['err_torch']:>13.3e} {r['err_ort']:>11.3e} {r['tol']:>10.3e}  "
+                      f"{os.path.basename(os.path.dirname(r['bin']))}/visiond")
