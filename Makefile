@@ -103,13 +103,13 @@ export VISIOND_BUILD := $(abspath $(BUILD))
 
 conformance-test: all
 	tests/tools/ort_install.sh $(BUILD)
-	$(PYTEST) tests/conformance tests/loader
+	$(PYTEST) tests/conformance tests/onnx_node tests/loader
 
 sanitizer-test:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 DEPS=0 all
 	tests/tools/ort_install.sh $(BUILD)
 	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \
-		$(PYTEST) tests/conformance/test_models.py tests/loader
+		$(PYTEST) tests/conformance/test_models.py tests/onnx_node tests/loader
 
 test: all unit-test conformance-test sanitizer-test
 

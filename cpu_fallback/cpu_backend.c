@@ -36,8 +36,11 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     c->threads = cfg && cfg->threads > 0 ? cfg->threads : omp_get_num_procs();
 #ifdef OPENBLAS_VERSION
-    snprintf(c->description, sizeof c->description, "cpu: OpenBLAS %s, %s kernel, %d threads",
-             OPENBLAS_VERSION, openblas_get_corename(), c->threads);
+    /* openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." */
+    char version[32] = "?";
+    sscanf(openblas_get_config(), "OpenBLAS %31s", version);
+    snprintf(c->description, sizeof c->description, "cpu: OpenBLAS %s (%s kernel), %d threads",
+             version, openblas_get_corename(), c->threads);
 #else
     snprintf(c->description, sizeof c->description, "cpu: CBLAS, %d threads", c->threads);
 #endif
@@ -116,8 +119,8 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
         c->work = w;
         c->work_floats = work;
     }
-    if (p->arena_bytes > c->arena_bytes) {
-        char *a = tensor_alloc(p->arena_bytes);
+    if (!c->arena || p->arena_bytes > c->arena_bytes) {
+        char *a = tensor_alloc(p->arena_bytes); /* never NULL for 0 bytes */
         if (!a)
             goto nomem;
         tensor_free(c->arena);
@@ -315,8 +318,9 @@ static engine_status cpu_run(void *ctx, void *prepared, const plan *p, const flo
     }
     const graph *g = p->g;
     for (int i = 0; i < g->n_outputs; i++) {
-        const void *src = value_ptr(c, p, g->outputs[i], inputs);
-        memcpy(outputs[i], src, plan_value_bytes(p, g->outputs[i]));
+        size_t bytes = plan_value_bytes(p, g->outputs[i]);
+        if (bytes)
+            memcpy(outputs[i], value_ptr(c, p, g->outputs[i], inputs), bytes);
     }
     return ENGINE_OK;
 }

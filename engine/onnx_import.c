@@ -64,7 +64,9 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *t, const char *what, 
     shape_t s = {.rank = (int)t->n_dims};
     for (size_t i = 0; i < t->n_dims; i++)
         s.dim[i] = t->dims[i];
-    engine_status st = shape_check(&s, what, err);
+    char label[320];
+    snprintf(label, sizeof label, "tensor '%.300s'", what);
+    engine_status st = shape_check(&s, label, err);
     if (st)
         return st;
     int64_t n = shape_numel(&s);
@@ -174,7 +176,7 @@ static engine_status add_runtime_input(graph *g, const Onnx__ValueInfoProto *vi,
     for (int i = 0; i < s.rank; i++) {
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
         bool fixed = d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-                     d->dim_value > 0;
+                     d->dim_value >= 0;
         if (fixed) {
             s.dim[i] = d->dim_value;
         } else if (i == 0) {
@@ -193,7 +195,9 @@ static engine_status add_runtime_input(graph *g, const Onnx__ValueInfoProto *vi,
     shape_t check = s;
     if (check.rank > 0 && check.dim[0] < 0)
         check.dim[0] = 1;
-    engine_status st = shape_check(&check, name, err);
+    char label[320];
+    snprintf(label, sizeof label, "input '%.300s'", name);
+    engine_status st = shape_check(&check, label, err);
     if (st)
         return st;
     int v = graph_add_value(g, name, err);

@@ -348,7 +348,8 @@ engine_status plan_create(const graph *g, int batch, const plan *layout, plan **
         }
     for (int i = 0; i < g->n_outputs; i++)
         if (!p->values[g->outputs[i]].defined) {
-            st = engine_fail(err, ENGINE_E_UNSUPPORTED, "graph output '%s' is not computed",
+            st = engine_fail(err, ENGINE_E_UNSUPPORTED, "graph output '%s' is not computed (visiond computes "
+                               "inference outputs only, not masks or training statistics)",
                              g->output_names[i]);
             goto fail;
         }

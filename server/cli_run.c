@@ -77,18 +77,20 @@ int cli_run(int argc, char **argv)
             goto out;
         }
     }
-    int batch = arrays[0].shape.rank > 0 ? (int)arrays[0].shape.dim[0] : 1;
-    if (batch < 1) {
-        fprintf(stderr, "visiond run: the batch (axis 0 of the input) is empty\n");
-        rc = EXIT_INPUT;
-        goto out;
-    }
+    int64_t first_dim = arrays[0].shape.rank > 0 ? arrays[0].shape.dim[0] : 1;
+    int batch = first_dim > 4096 ? 4096 : first_dim < 1 ? 1 : (int)first_dim;
     if (!(e = cli_load(model, device, threads, batch, NULL))) {
         rc = EXIT_MODEL;
         goto out;
     }
-    if (!engine_batch_is_dynamic(e))
-        batch = engine_max_batch(e);
+    if (!engine_batch_is_dynamic(e)) {
+        batch = engine_max_batch(e); /* a fixed-shape model; the shape check below applies */
+    } else if (first_dim < 1 || first_dim > 4096) {
+        fprintf(stderr, "visiond run: the batch (axis 0 of the input) is %lld; it must be 1..4096\n",
+                (long long)first_dim);
+        rc = EXIT_INPUT;
+        goto out;
+    }
     int ni = engine_input_count(e), no = engine_output_count(e);
     if (n_in != ni) {
         fprintf(stderr, "visiond run: the model has %d inputs, %d given\n", ni, n_in);

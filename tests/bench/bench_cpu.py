@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""make bench-cpu: visiond against ONNX Runtime on the CPU, same thread count,
+same models (the conformance exports), alternating the two in one run.
+
+Each round runs `visiond bench --json` and ONNX Runtime's Node.js binding
+(tests/tools/ort_run.js bench), each in a fresh process with its own
+warm-up, one after the other; the reported figure per side is the median
+over rounds of each round's median, and the ratio is visiond / ORT (below
+1.0: visiond is faster). Not a test: it asserts nothing.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_MODELS = "resnet18,resnet50,squeezenet1_1,mobilenet_v2,googlenet,vgg16"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_json(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1] if cmd[0] == "node" else r.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--models", default=DEFAULT_MODELS)
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--budget-ms", type=float, default=1500,
+                    help="target time per side per round; sets the iteration count")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    visiond = os.path.join(build, "visiond")
+    models = args.models.split(",")
+    batches = [int(b) for b in args.batches.split(",")]
+    conf = os.path.join(build, "conformance")
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", "conformance", "make_models.py"),
+                    conf, *models], check=True)
+    env = dict(os.environ, ORT_DIR=os.path.join(build, "ort"))
+    ort_js = os.path.join(ROOT, "tests", "tools", "ort_run.js")
+
+    info = subprocess.run([visiond, "info", "--model", os.path.join(conf, models[0], "model.onnx")],
+                          capture_output=True, text=True).stdout
+    backend = next((l.split(None, 1)[1] for l in info.splitlines() if l.startswith("backend")), "?")
+    print(f"# bench-cpu {time.strftime('%Y-%m-%d %H:%M')}  {cpu_name()}, {os.cpu_count()} cores")
+    print(f"# visiond {backend}; ONNX Runtime (onnxruntime-node) intra-op threads {args.threads}")
+    print(f"# {args.rounds} alternating rounds; per side: median of per-round medians")
+    print(f"{'model':16} {'batch':>5} {'visiond ms':>11} {'ORT ms':>9} {'ratio':>6} "
+          f"{'visiond GFLOP/s':>16}")
+    rows = []
+    for model in models:
+        path = os.path.join(conf, model, "model.onnx")
+        for batch in batches:
+            probe = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
+                              "--iters", "2", "--warmup", "1", "--threads", str(args.threads),
+                              "--json"])
+            iters = max(3, min(50, int(args.budget_ms / max(probe["median_ms"], 0.1))))
+            vd, ort = [], []
+            flops = probe["flops"]
+            for _ in range(args.rounds):
+                r = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
+                              "--iters", str(iters), "--warmup", "2", "--threads",
+                              str(args.threads), "--json"])
+                vd.append(r["median_ms"])
+                o = run_json(["node", ort_js, "bench", path, str(batch), str(iters),
+                              str(args.threads), "2"], env=env)
+                ort.append(o["median_ms"])
+            v, o = statistics.median(vd), statistics.median(ort)
+            rows.append((model, batch, v, o))
+            print(f"{model:16} {batch:>5} {v:>11.2f} {o:>9.2f} {v / o:>6.2f} "
+                  f"{flops / (v * 1e6):>16.1f}", flush=True)
+    worst = max(r[2] / r[3] for r in rows)
+    print(f"# worst ratio {worst:.2f}; geometric mean "
+          f"{statistics.geometric_mean([r[2] / r[3] for r in rows]):.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

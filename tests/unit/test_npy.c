@@ -1,0 +1,66 @@
+/* Unit test of the .npy reader/writer: round trips and refusal of files
+ * whose header lies about their size. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+
+#define CHECK(cond)                                                                               \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+static void write_raw(const char *path, const char *header, size_t data_bytes)
+{
+    FILE *f = fopen(path, "wb");
+    unsigned short len = (unsigned short)strlen(header);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fwrite(&len, 2, 1, f);
+    fwrite(header, 1, len, f);
+    for (size_t i = 0; i < data_bytes; i++)
+        fputc(0, f);
+    fclose(f);
+}
+
+int main(void)
+{
+    char err[512], path[] = "/tmp/visiond_test_npy_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    shape_t s = {.rank = 3, .dim = {2, 3, 5}};
+    float data[30];
+    for (int i = 0; i < 30; i++)
+        data[i] = (float)i * 0.5f - 3.0f;
+    CHECK(npy_write(path, DTYPE_FLOAT32, &s, data, err, sizeof err) == 0);
+    npy_array a;
+    CHECK(npy_read(path, &a, err, sizeof err) == 0);
+    CHECK(a.dtype == DTYPE_FLOAT32 && shape_equal(&a.shape, &s));
+    CHECK(memcmp(a.data, data, sizeof data) == 0);
+    npy_free(&a);
+
+    shape_t one = {.rank = 1, .dim = {4}};
+    int64_t ints[4] = {-1, 0, 7, 1LL << 40};
+    CHECK(npy_write(path, DTYPE_INT64, &one, ints, err, sizeof err) == 0);
+    CHECK(npy_read(path, &a, err, sizeof err) == 0);
+    CHECK(a.dtype == DTYPE_INT64 && a.shape.rank == 1 && memcmp(a.data, ints, sizeof ints) == 0);
+    npy_free(&a);
+
+    write_raw(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }\n", 60);
+    CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "shorter"));
+    write_raw(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", 12);
+    CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "longer"));
+    write_raw(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (65536, 65536, 65536), }\n",
+              0);
+    CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "absurd"));
+    write_raw(path, "{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }\n", 4);
+    CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "not supported"));
+    write_raw(path, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }\n", 8);
+    CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "Fortran"));
+    remove(path);
+    printf("test_npy: ok\n");
+    return 0;
+}

@@ -1,0 +1,140 @@
+/* Unit test of the memory plan: on a synthetic residual network, buffers
+ * whose lifetimes overlap never share bytes, buffers that do not overlap
+ * are reused (the arena is smaller than the sum of activations), and the
+ * plan of a smaller batch fits the layout of the largest one. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "passes.h"
+#include "plan.h"
+
+#define CHECK(cond)                                                                               \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+static int add_conv(graph *g, int x, int channels, int idx, engine_error *err)
+{
+    char name[64];
+    shape_t ws = {.rank = 4, .dim = {channels, channels, 3, 3}};
+    float *w = calloc((size_t)channels * channels * 9, sizeof *w);
+    snprintf(name, sizeof name, "w%d", idx);
+    int wv = graph_add_const(g, name, DTYPE_FLOAT32, &ws, w, err);
+    free(w);
+    snprintf(name, sizeof name, "conv%d", idx);
+    graph_node *n = graph_add_node(g, OP_CONV, name, 2, 1, err);
+    CHECK(n && wv >= 0);
+    n->inputs[0] = x;
+    n->inputs[1] = wv;
+    n->p.win = (window_params){.spatial = 2, .kernel = {3, 3}, .stride = {1, 1},
+                               .dilation = {1, 1}, .pad_begin = {1, 1}, .pad_end = {1, 1},
+                               .group = 1};
+    snprintf(name, sizeof name, "c%d", idx);
+    int out = graph_add_value(g, name, err);
+    g->nodes[g->n_nodes - 1].outputs[0] = out;
+    g->values[out].producer = g->n_nodes - 1;
+    return out;
+}
+
+static int add_binary(graph *g, op_t op, int a, int b, int idx, engine_error *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "add%d", idx);
+    graph_node *n = graph_add_node(g, op, name, 2, 1, err);
+    n->inputs[0] = a;
+    n->inputs[1] = b;
+    snprintf(name, sizeof name, "s%d", idx);
+    int out = graph_add_value(g, name, err);
+    g->nodes[g->n_nodes - 1].outputs[0] = out;
+    g->values[out].producer = g->n_nodes - 1;
+    return out;
+}
+
+static void check_no_overlap(const plan *p)
+{
+    const graph *g = p->g;
+    int nv = g->n_values;
+    int *first = malloc(sizeof(int) * (size_t)nv), *last = malloc(sizeof(int) * (size_t)nv);
+    for (int v = 0; v < nv; v++)
+        first[v] = last[v] = -1;
+    for (int s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && p->values[n->outputs[k]].storage == STORE_ARENA)
+                first[n->outputs[k]] = last[n->outputs[k]] = s;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && p->values[n->inputs[k]].storage == STORE_ARENA)
+                last[n->inputs[k]] = s;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        last[g->outputs[i]] = p->n_steps;
+    size_t total = 0;
+    for (int a = 0; a < nv; a++) {
+        if (first[a] < 0)
+            continue;
+        total += plan_value_bytes(p, a);
+        CHECK(p->values[a].offset + plan_value_bytes(p, a) <= p->arena_bytes);
+        for (int b = a + 1; b < nv; b++) {
+            if (first[b] < 0 || first[a] > last[b] || first[b] > last[a])
+                continue;
+            size_t a0 = p->values[a].offset, a1 = a0 + plan_value_bytes(p, a);
+            size_t b0 = p->values[b].offset, b1 = b0 + plan_value_bytes(p, b);
+            CHECK(a1 <= b0 || b1 <= a0);
+        }
+    }
+    CHECK(p->arena_bytes < total); /* something was reused */
+    free(first);
+    free(last);
+}
+
+int main(void)
+{
+    engine_error err = {0};
+    graph *g = graph_create("synthetic");
+    int x = graph_add_value(g, "x", &err);
+    g->values[x].dtype = DTYPE_FLOAT32;
+    g->values[x].shape = (shape_t){.rank = 4, .dim = {-1, 16, 32, 32}};
+    g->inputs = malloc(sizeof(int));
+    g->inputs[g->n_inputs++] = x;
+    int cur = x;
+    for (int i = 0; i < 6; i++) { /* six residual blocks */
+        int a = add_conv(g, cur, 16, 2 * i, &err);
+        int b = add_conv(g, a, 16, 2 * i + 1, &err);
+        cur = add_binary(g, OP_ADD, b, cur, i, &err);
+    }
+    g->outputs = malloc(sizeof(int));
+    g->output_names = malloc(sizeof(char *));
+    g->output_names[0] = strdup("y");
+    g->outputs[g->n_outputs++] = cur;
+    pass_stats stats;
+    CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
+
+    plan *big = NULL, *small = NULL;
+    CHECK(plan_create(g, 8, NULL, &big, &err) == ENGINE_OK);
+    CHECK(big->n_steps == 18);
+    check_no_overlap(big);
+    /* a residual block needs at most three live 16x32x32 maps per image */
+    size_t map = (size_t)8 * 16 * 32 * 32 * sizeof(float);
+    CHECK(big->arena_bytes <= 3 * map);
+    printf("arena %zu bytes for 18 steps (%zu per feature map)\n", big->arena_bytes, map);
+
+    CHECK(plan_create(g, 3, big, &small, &err) == ENGINE_OK);
+    CHECK(small->arena_bytes == big->arena_bytes);
+    for (int v = 0; v < g->n_values; v++)
+        if (small->values[v].storage == STORE_ARENA)
+            CHECK(small->values[v].offset == big->values[v].offset &&
+                  plan_value_bytes(small, v) * 8 == plan_value_bytes(big, v) * 3);
+    CHECK(big->flops == 8 * 12 * (2LL * 16 * 32 * 32 * 16 * 9) + 8 * 6 * 16 * 32 * 32);
+
+    plan_free(small);
+    plan_free(big);
+    graph_free(g);
+    printf("test_plan: ok\n");
+    return 0;
+}
