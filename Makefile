@@ -5,6 +5,8 @@
 #                     failures, sanitizers)
 #   make run          build and serve the embedded default model
 #   make bench-cpu    visiond vs ONNX Runtime on the CPU, alternating, same threads
+#   make bench-http   the daemon under wrk at concurrency 1, 8, 32 vs engine-only
+#   make install      binary, default model, config and systemd unit (PREFIX, DESTDIR)
 #   make CUDA=0       build without the CUDA backend even where nvcc/cuDNN exist
 #   make BUILD=dir    put every output under dir (default: build)
 #   make SAN=1        build with AddressSanitizer + UndefinedBehaviorSanitizer
@@ -23,7 +25,7 @@ ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 
 # Ensure packages before anything asks pkg-config about them.
 ifeq ($(DEPS),1)
-ifneq ($(filter test bench% ,$(MAKECMDGOALS)),)
+ifneq ($(filter %test bench%,$(MAKECMDGOALS)),)
 DEPS_LEVEL := $(if $(filter bench%,$(MAKECMDGOALS)),bench,test)
 else
 DEPS_LEVEL := build
@@ -36,11 +38,12 @@ endif
 endif
 endif
 
-PKGS := openblas jansson libprotobuf-c
+PKGS := openblas jansson libprotobuf-c libmicrohttpd libjpeg libpng libsystemd
 PKG_CFLAGS := $(shell $(PKGCONF) --cflags $(PKGS))
 PKG_LIBS := $(shell $(PKGCONF) --libs $(PKGS)) -Wl,-rpath,$(BLAS_DIR)
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function
+# snprintf truncation is how messages are bounded here, not a bug to warn about.
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function -Wno-format-truncation
 OPT := -O2 -g
 ifeq ($(SAN),1)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -61,7 +64,8 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(CPU_SRC:%.c=$(BUILD)/obj/%.o)
 	$(BUILD)/obj/gen/onnx.pb-c.o
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test run bench-cpu clean unit-test conformance-test sanitizer-test
+.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test \
+	sanitizer-test
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a
 
@@ -102,20 +106,48 @@ PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
 export VISIOND_BUILD := $(abspath $(BUILD))
 
 conformance-test: all
-	tests/tools/ort_install.sh $(BUILD)
+	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	$(PYTEST) tests/conformance tests/onnx_node tests/loader
 
+daemon-test: all
+	$(PYTEST) tests/daemon
+
+# The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build
+# (leaks included): the engine on every conformance model, the loader's
+# failure paths, and the daemon over HTTP.
 sanitizer-test:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 DEPS=0 all
-	tests/tools/ort_install.sh $(BUILD)
+	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \
-		$(PYTEST) tests/conformance/test_models.py tests/onnx_node tests/loader
+		$(PYTEST) tests/conformance/test_models.py tests/onnx_node tests/loader tests/daemon
 
-test: all unit-test conformance-test sanitizer-test
+test: all unit-test conformance-test daemon-test sanitizer-test
+
+run: all
+	$(BUILD)/visiond serve --config config/visiond.json
+
+bench-http: all
+	/usr/bin/python3 tests/bench/bench_http.py --build $(BUILD)
 
 bench-cpu: all
-	tests/tools/ort_install.sh $(BUILD)
+	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	/usr/bin/python3 tests/bench/bench_cpu.py --build $(BUILD)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: all
+	install -D -m 755 $(BUILD)/visiond $(DESTDIR)$(PREFIX)/bin/visiond
+	install -d $(DESTDIR)$(PREFIX)/share/visiond/models
+	cp -r models/mnist $(DESTDIR)$(PREFIX)/share/visiond/models/
+	install -m 755 models/fetch.sh $(DESTDIR)$(PREFIX)/share/visiond/models/fetch.sh
+	test -f $(DESTDIR)/etc/visiond/visiond.json || { install -d $(DESTDIR)/etc/visiond && \
+	  sed 's|"./models"|"$(PREFIX)/share/visiond/models"|; s|"127.0.0.1:8080"|"0.0.0.0:8080"|' \
+	  config/visiond.json > $(DESTDIR)/etc/visiond/visiond.json; }
+	test -f $(DESTDIR)/etc/default/visiond || install -D -m 644 config/visiond.env \
+	  $(DESTDIR)/etc/default/visiond
+	sed 's|/usr/local/bin|$(PREFIX)/bin|' config/visiond.service > visiond.service.tmp && \
+	  install -D -m 644 visiond.service.tmp $(DESTDIR)/etc/systemd/system/visiond.service; \
+	  rm -f visiond.service.tmp
 
 clean:
 	rm -rf $(BUILD)

@@ -17,6 +17,8 @@ enum { EXIT_USAGE = 1, EXIT_MODEL = 2, EXIT_INPUT = 3, EXIT_RUN = 4, EXIT_OUTPUT
 int cli_run(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_preprocess(int argc, char **argv);
 
 /* Option scanning: `--name value` or `--name=value`. Returns the value when
  * argv[*i] is option `name` (advancing *i past a separate value), else NULL.

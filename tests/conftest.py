@@ -1,17 +1,11 @@
-"""Shared pytest fixtures: where the visiond binary and the build live.
-
-VISIOND_BIN picks the binary under test (the sanitizer run points it at
-build-san/visiond); VISIOND_BUILD is the build folder holding cached test
-data (conformance models, ONNX node tests, ONNX Runtime).
-"""
+"""Session fixtures and the conformance table (see visiond_test.py)."""
 import os
-import subprocess
+import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("VISIOND_BUILD", os.path.join(ROOT, "build"))
-BIN = os.environ.get("VISIOND_BIN", os.path.join(BUILD, "visiond"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from visiond_test import BIN, BUILD, RESULTS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,15 +17,6 @@ def visiond_bin():
 @pytest.fixture(scope="session")
 def build_dir():
     return BUILD
-
-
-def run_visiond(*args, timeout=600, env=None):
-    """Runs the binary, returning the CompletedProcess (never raises on rc)."""
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
-
-
-RESULTS = []
 
 
 def pytest_terminal_summary(terminalreporter):

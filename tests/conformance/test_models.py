@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BIN, RESULTS, run_visiond
+from visiond_test import BIN, RESULTS, run_visiond
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -3,7 +3,7 @@ through `visiond info --json` and `visiond bench --json`."""
 import json
 import os
 
-from conftest import run_visiond
+from visiond_test import run_visiond
 from test_models import models_dir  # noqa: F401  (fixture)
 
 

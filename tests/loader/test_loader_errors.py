@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_visiond
+from visiond_test import run_visiond
 
 
 def conv_model(path, *, op="Conv", with_weight=True, weight_dims=(8, 3, 3, 3),

@@ -21,7 +21,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from conftest import run_visiond
+from visiond_test import run_visiond
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT_BUILD = os.environ.get("VISIOND_BUILD",

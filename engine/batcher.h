@@ -1,0 +1,80 @@
+/* Dynamic batching: one queue and one engine per model.
+ *
+ * Requests (jobs) of one or more items (images, or rows of a v2 tensor)
+ * queue up; a dispatcher thread closes a batch when it holds
+ * max_batch_size items, when its oldest item has waited max_queue_delay_us,
+ * or at once when the engine is idle and no further request is on its way
+ * (the server reports arrivals still being read and decoded through
+ * batcher_arriving), so a lone client never waits for company. A runner
+ * thread executes one batch at a time; while it runs, items keep queueing
+ * and the dispatcher keeps failing items older than timeout_ms. A job of
+ * more items than max_batch_size spans several batches.
+ *
+ * Every submitted job completes exactly once, through its callback, from a
+ * batcher thread: done, timed out, failed, or refused at shutdown.
+ * Nothing busy-waits: both threads sleep on condition variables.
+ */
+#ifndef VISIOND_BATCHER_H
+#define VISIOND_BATCHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+typedef struct {
+    int max_batch_size;
+    int64_t max_queue_delay_us;
+    int max_queue_size;  /* items */
+    int64_t timeout_ms;
+    /* called by the runner after each batch (metrics); may be NULL */
+    void (*observe_batch)(void *user, int batch_size, double inference_ms);
+    void *user;
+} batcher_config;
+
+typedef enum { JOB_OK = 0, JOB_TIMEOUT, JOB_FAILED, JOB_SHUTDOWN } job_status;
+
+typedef struct batch_job batch_job;
+struct batch_job {
+    /* filled by the submitter */
+    int n_items;
+    float **inputs;   /* per model input: n_items consecutive items */
+    void **outputs;   /* per model output: room for n_items items */
+    void (*on_done)(batch_job *job);
+    void *user;
+    /* filled by the batcher before on_done */
+    job_status status;
+    char error[256];
+    double queue_ms;      /* longest wait of an item before its batch started */
+    double inference_ms;  /* engine time of the batches that ran its items */
+    int batch_size;       /* largest batch its items rode in */
+    /* private to the batcher */
+    int64_t enqueued_ns, deadline_ns;
+    int queued, running;
+    uint64_t last_batch;
+};
+
+typedef enum { BATCHER_OK = 0, BATCHER_FULL, BATCHER_STOPPED, BATCHER_BAD_JOB } batcher_result;
+
+typedef struct batcher batcher;
+
+/* Per-item element counts come from the engine's inputs and outputs; all
+ * must have the batch on axis 0. */
+engine_status batcher_create(engine *e, const batcher_config *cfg, batcher **out,
+                             engine_error *err);
+/* Stops taking jobs, runs what is queued, joins the threads. */
+void batcher_destroy(batcher *b);
+
+batcher_result batcher_submit(batcher *b, batch_job *job);
+/* +1 when a request for this model starts arriving, -1 when it was
+ * submitted or abandoned. */
+void batcher_arriving(batcher *b, int delta);
+
+int batcher_queue_depth(batcher *b);
+int batcher_max_batch(const batcher *b);
+/* Elements per item of input/output i. */
+int64_t batcher_input_elems(const batcher *b, int i);
+int64_t batcher_output_elems(const batcher *b, int i);
+size_t batcher_output_elem_size(const batcher *b, int i);
+
+#endif

@@ -1,0 +1,52 @@
+/* Image preprocessing: decoded pixels -> the model's input tensor.
+ *
+ * Two stages, so that a GPU backend can take over the second: resample
+ * (resize and crop, on the CPU, 8-bit in and out, so images travel to a
+ * device as bytes) and normalise (8-bit HWC -> float CHW with
+ * (v * scale - mean[c]) / std[c], RGB, BGR or gray channel order).
+ *
+ * Resampling is separable and antialiased: a triangle (bilinear) filter
+ * whose support widens with the downscale factor, as PIL and torchvision
+ * resize, so a 4000-pixel photo shrinks without aliasing. Sizes follow
+ * torchvision: the shorter side becomes resize_shorter_side, the longer
+ * one is scaled and truncated, and the crop is centred (offsets rounded
+ * half to even).
+ */
+#ifndef VISIOND_PREPROC_H
+#define VISIOND_PREPROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image.h"
+
+typedef enum { PREPROC_RGB = 0, PREPROC_BGR, PREPROC_GRAY } preproc_color;
+typedef enum { PREPROC_SHORTER_SIDE_CROP = 0, PREPROC_STRETCH } preproc_resize;
+
+typedef struct {
+    int width, height;            /* of the model input */
+    preproc_color color;
+    preproc_resize resize;
+    int resize_shorter_side;      /* PREPROC_SHORTER_SIDE_CROP: >= max(width, height) */
+    float scale;
+    float mean[3], std[3];
+    bool jpeg_dct_scaling;        /* let JPEGs decode at 1/2..1/8 size when still large enough */
+} preproc_params;
+
+static inline int preproc_channels(const preproc_params *p)
+{
+    return p->color == PREPROC_GRAY ? 1 : 3;
+}
+
+/* What the resampler needs of a decoded image (image_decode's hint): the
+ * shorter side at least resize_shorter_side, or both sides at least the
+ * input size when stretching. All zeros when jpeg_dct_scaling is off. */
+image_decode_hint preproc_decode_hint(const preproc_params *p);
+
+/* img (RGB or gray as p->color asks) -> width x height x channels bytes. */
+engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uint8_t *out,
+                               engine_error *err);
+/* width x height x channels bytes -> channels x height x width floats. */
+void preproc_normalize(const uint8_t *hwc, const preproc_params *p, float *chw);
+
+#endif

@@ -1,0 +1,85 @@
+/* Operator endpoints: GET /metrics (Prometheus text 0.0.4), and the metric
+ * families the daemon records into. Health and readiness answers are in
+ * http.c and api_v2.c. */
+#include <stdlib.h>
+
+#include "server.h"
+
+/* Part of the registry (metrics.h): created once before the server starts. */
+static server_metrics families;
+
+static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+void server_metrics_init(void)
+{
+    server_metrics *m = &families;
+    const double *lat = metrics_latency_buckets;
+    int nl = metrics_latency_buckets_n;
+    m->requests = metric_counter("visiond_requests_total",
+                                 "HTTP requests answered, by model, endpoint and status code.",
+                                 "model,endpoint,code");
+    m->request_seconds = metric_histogram("visiond_request_duration_seconds",
+                                          "Time from the request's arrival to its answer.",
+                                          "model,endpoint", lat, nl);
+    m->queue_seconds = metric_histogram("visiond_queue_duration_seconds",
+                                        "Time a request waited in the batch queue.", "model", lat,
+                                        nl);
+    m->preprocess_seconds = metric_histogram("visiond_preprocess_duration_seconds",
+                                             "Image decoding and preprocessing time per request.",
+                                             "model", lat, nl);
+    m->inference_seconds = metric_histogram("visiond_inference_duration_seconds",
+                                            "Engine time of the batches a request rode in.",
+                                            "model", lat, nl);
+    m->batch_size = metric_histogram("visiond_batch_size", "Items per engine batch.", "model",
+                                     batch_buckets, (int)(sizeof batch_buckets / sizeof(double)));
+    m->queue_depth = metric_gauge("visiond_queue_depth", "Items waiting in the batch queue.",
+                                  "model");
+    m->rejected = metric_counter("visiond_rejected_total",
+                                 "Requests refused before queueing, by reason.", "model,reason");
+    m->timeouts = metric_counter("visiond_timeouts_total",
+                                 "Requests answered 504 after waiting longer than timeout_ms.",
+                                 "model");
+    m->inference_failures = metric_counter("visiond_inference_failures_total",
+                                           "Batches the engine failed to run.", "model");
+    m->model_ready = metric_gauge("visiond_model_ready",
+                                  "1 when the model serves, 0 while loading or after a failure.",
+                                  "model");
+    m->backend_info = metric_gauge("visiond_backend_info",
+                                   "The backend each model runs on (value always 1).",
+                                   "model,backend,description");
+    m->build_info = metric_gauge("visiond_build_info", "visiond version (value always 1).",
+                                 "version");
+    metric_set(m->build_info, 1, VISIOND_VERSION);
+}
+
+const server_metrics *server_metrics_get(void)
+{
+    return &families;
+}
+
+void server_observe_batch(void *model, int batch_size, double inference_ms)
+{
+    served_model *m = model;
+    (void)inference_ms; /* per request in visiond_inference_duration_seconds */
+    metric_observe(families.batch_size, batch_size, m->name);
+}
+
+enum MHD_Result api_metrics(request *r)
+{
+    model_repo *repo = &r->srv->repo;
+    for (int i = 0; i < repo->n; i++) {
+        served_model *m = &repo->models[i];
+        int state = atomic_load(&m->state);
+        metric_set(families.model_ready, state == MODEL_READY, m->name);
+        if (state == MODEL_READY) {
+            metric_set(families.queue_depth, batcher_queue_depth(m->batcher), m->name);
+            metric_set(families.backend_info, 1, m->name, engine_backend_name(m->engine),
+                       m->backend);
+        }
+    }
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    if (!text)
+        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return http_respond_text(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}

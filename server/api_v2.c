@@ -1,0 +1,282 @@
+/* KServe v2 / Open Inference Protocol over HTTP/JSON, so that KServe and
+ * Triton clients work unchanged: server and model metadata, health, and
+ * POST /v2/models/{name}/infer with FP32 tensors in JSON (the batch in the
+ * shape). Tensor data may be flat or nested, as the protocol allows; the
+ * binary-data extension is not supported and is refused clearly.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+#define MAX_JSON_DEPTH 16
+
+enum MHD_Result api_v2_server(request *r)
+{
+    return http_respond_json(r, MHD_HTTP_OK,
+                             json_pack("{s:s,s:s,s:[]}", "name", "visiond", "version",
+                                       VISIOND_VERSION, "extensions"));
+}
+
+static json_t *tensor_meta(const engine_tensor_info *t, bool dynamic)
+{
+    json_t *shape = json_array();
+    for (int d = 0; d < t->rank; d++)
+        json_array_append_new(shape, json_integer(d == 0 && dynamic ? -1 : t->dims[d]));
+    return json_pack("{s:s,s:s,s:o}", "name", t->name, "datatype",
+                     t->dtype == DTYPE_INT64 ? "INT64" : "FP32", "shape", shape);
+}
+
+enum MHD_Result api_v2_model(request *r)
+{
+    served_model *m = r->model;
+    if (atomic_load(&m->state) != MODEL_READY)
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "model '%s' is %s", m->name,
+                                  model_state_name(atomic_load(&m->state)));
+    bool dyn = engine_batch_is_dynamic(m->engine);
+    json_t *ins = json_array(), *outs = json_array();
+    for (int k = 0; k < engine_input_count(m->engine); k++) {
+        engine_tensor_info t;
+        engine_input_info(m->engine, k, &t);
+        json_array_append_new(ins, tensor_meta(&t, dyn));
+    }
+    for (int k = 0; k < engine_output_count(m->engine); k++) {
+        engine_tensor_info t;
+        engine_error e;
+        if (engine_output_info(m->engine, k, engine_max_batch(m->engine), &t, &e) == ENGINE_OK)
+            json_array_append_new(outs, tensor_meta(&t, dyn));
+    }
+    return http_respond_json(r, MHD_HTTP_OK,
+                             json_pack("{s:s,s:[s],s:s,s:o,s:o}", "name", m->name, "versions",
+                                       "1", "platform", "onnxruntime_onnx", "inputs", ins,
+                                       "outputs", outs));
+}
+
+enum MHD_Result api_v2_model_ready(request *r)
+{
+    bool ready = atomic_load(&r->model->state) == MODEL_READY && !atomic_load(&r->srv->stopping);
+    return http_respond_json(r, ready ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST,
+                             json_pack("{s:s,s:b}", "name", r->model->name, "ready", ready));
+}
+
+/* /v2/health/ready (v2) and /readyz: ready when no model is loading, one at
+ * least serves, and the server is not stopping. The body lists models that
+ * failed, so an operator sees a degraded server at a glance. */
+enum MHD_Result api_v2_ready(request *r, bool v2)
+{
+    server *s = r->srv;
+    bool ready = model_repo_ready(&s->repo) && !atomic_load(&s->stopping);
+    json_t *failed = json_array();
+    for (int i = 0; i < s->repo.n; i++)
+        if (atomic_load(&s->repo.models[i].state) == MODEL_FAILED)
+            json_array_append_new(failed, json_string(s->repo.models[i].name));
+    json_t *body = json_pack("{s:b,s:b,s:o}", "ready", ready, "degraded",
+                             json_array_size(failed) > 0, "failed_models", failed);
+    unsigned status = ready ? MHD_HTTP_OK : v2 ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE;
+    return http_respond_json(r, status, body);
+}
+
+/* Flattens (possibly nested) numbers into dst; returns count or -1. */
+static int64_t flatten(json_t *v, float *dst, int64_t cap, int64_t at, int depth)
+{
+    if (json_is_number(v)) {
+        if (at >= cap)
+            return -1;
+        dst[at] = (float)json_number_value(v);
+        return at + 1;
+    }
+    if (!json_is_array(v) || depth > MAX_JSON_DEPTH)
+        return -1;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        at = flatten(x, dst, cap, at, depth + 1);
+        if (at < 0)
+            return -1;
+    }
+    return at;
+}
+
+enum MHD_Result api_v2_infer_start(request *r)
+{
+    served_model *m = r->model;
+    if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length"))
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                  "the binary tensor data extension is not supported: send JSON");
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!root)
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "invalid JSON at line %d: %s",
+                                  jerr.line, jerr.text);
+    enum MHD_Result ret;
+    json_t *inputs = json_object_get(root, "inputs");
+    int ni = engine_input_count(m->engine);
+    if (!json_is_object(root) || !json_is_array(inputs)) {
+        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "the request needs an \"inputs\" array");
+        goto out;
+    }
+    if ((int)json_array_size(inputs) != ni) {
+        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "model '%s' takes %d inputs, got %zu",
+                                 m->name, ni, json_array_size(inputs));
+        goto out;
+    }
+    bool dyn = engine_batch_is_dynamic(m->engine);
+    int64_t batch = -1;
+    json_t *by_input[8] = {0};
+    for (size_t i = 0; i < json_array_size(inputs); i++) {
+        json_t *t = json_array_get(inputs, i);
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const char *dt = json_string_value(json_object_get(t, "datatype"));
+        json_t *shape = json_object_get(t, "shape");
+        int k = -1;
+        for (int q = 0; q < ni && name; q++) {
+            engine_tensor_info info;
+            engine_input_info(m->engine, q, &info);
+            if (strcmp(info.name, name) == 0)
+                k = q;
+        }
+        if (!name || k < 0 || by_input[k]) {
+            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                     "input %zu: unknown or repeated name '%s'", i,
+                                     name ? name : "(none)");
+            goto out;
+        }
+        if (!dt || strcmp(dt, "FP32") != 0) {
+            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                     "input '%s': datatype %s is not supported (FP32 is)", name,
+                                     dt ? dt : "(none)");
+            goto out;
+        }
+        engine_tensor_info info;
+        engine_input_info(m->engine, k, &info);
+        bool ok = json_is_array(shape) && (int)json_array_size(shape) == info.rank;
+        for (int d = 0; ok && d < info.rank; d++) {
+            json_t *x = json_array_get(shape, (size_t)d);
+            int64_t v = json_is_integer(x) ? json_integer_value(x) : -1;
+            if (d > 0) {
+                ok = v == info.dims[d];
+            } else { /* the batch: any size (rows are queued one by one), the same everywhere */
+                ok = v >= 1 && (batch < 0 || v == batch);
+                batch = v;
+            }
+        }
+        if (!ok) {
+            char want[160];
+            int len = 0;
+            for (int d = 0; d < info.rank; d++)
+                len += snprintf(want + len, sizeof want - (size_t)len, d ? ",%lld" : "[%lld",
+                                (long long)(d == 0 && dyn ? -1 : info.dims[d]));
+            snprintf(want + len, sizeof want - (size_t)len, "]");
+            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                     "input '%s': shape must be %s (-1: any batch, the same for "
+                                     "every input)",
+                                     name, want);
+            goto out;
+        }
+        by_input[k] = t;
+    }
+    int64_t items = batch; /* each row is one item of the batcher */
+    if (items > m->cfg.max_queue_size) {
+        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                 "a batch of %lld is more than the queue of model '%s' holds (%d)",
+                                 (long long)items, m->name, m->cfg.max_queue_size);
+        goto out;
+    }
+    if (request_alloc_job(r, (int)items)) {
+        ret = http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        goto out;
+    }
+    for (int k = 0; k < ni; k++) {
+        int64_t want = batcher_input_elems(m->batcher, k) * items;
+        int64_t got = flatten(json_object_get(by_input[k], "data"), r->input_ptrs[k], want, 0, 0);
+        if (got != want) {
+            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                     "input '%s': \"data\" must hold %lld numbers (flat or "
+                                     "nested as the shape)",
+                                     json_string_value(json_object_get(by_input[k], "name")),
+                                     (long long)want);
+            goto out;
+        }
+    }
+    json_t *outputs = json_object_get(root, "outputs");
+    if (outputs) {
+        if (!json_is_array(outputs)) {
+            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "\"outputs\" must be an array");
+            goto out;
+        }
+        r->v2_outputs = json_incref(outputs);
+    }
+    json_t *id = json_object_get(root, "id");
+    if (json_is_string(id))
+        r->v2_id = json_incref(id);
+    ret = http_submit(r);
+out:
+    json_decref(root);
+    return ret;
+}
+
+/* An output is wanted when the request named it, or named none. */
+static bool wanted(const request *r, const char *name)
+{
+    if (!r->v2_outputs)
+        return true;
+    size_t i;
+    json_t *o;
+    json_array_foreach(r->v2_outputs, i, o) {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        if (n && strcmp(n, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+enum MHD_Result api_v2_infer_finish(request *r)
+{
+    served_model *m = r->model;
+    int no = engine_output_count(m->engine);
+    /* every requested name must exist */
+    if (r->v2_outputs) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(r->v2_outputs, i, o) {
+            const char *n = json_string_value(json_object_get(o, "name"));
+            bool found = false;
+            for (int k = 0; k < no && n; k++) {
+                engine_tensor_info t;
+                engine_error e;
+                if (!engine_output_info(m->engine, k, batcher_max_batch(m->batcher), &t, &e) &&
+                    strcmp(t.name, n) == 0)
+                    found = true;
+            }
+            if (!found)
+                return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "unknown output '%s'",
+                                          n ? n : "(none)");
+        }
+    }
+    json_t *outs = json_array();
+    for (int k = 0; k < no; k++) {
+        engine_tensor_info t;
+        engine_error e;
+        engine_output_info(m->engine, k, batcher_max_batch(m->batcher), &t, &e);
+        if (!wanted(r, t.name))
+            continue;
+        int64_t per = batcher_output_elems(m->batcher, k);
+        json_t *shape = json_array(), *data = json_array();
+        json_array_append_new(shape, json_integer(r->job.n_items));
+        for (int d = 1; d < t.rank; d++)
+            json_array_append_new(shape, json_integer(t.dims[d]));
+        int64_t total = per * r->job.n_items;
+        bool is_int = t.dtype == DTYPE_INT64;
+        for (int64_t i = 0; i < total; i++)
+            json_array_append_new(data, is_int ? json_integer(((int64_t *)r->output_ptrs[k])[i])
+                                               : json_float(((float *)r->output_ptrs[k])[i]));
+        json_array_append_new(outs, json_pack("{s:s,s:s,s:o,s:o}", "name", t.name, "datatype",
+                                              is_int ? "INT64" : "FP32", "shape", shape, "data",
+                                              data));
+    }
+    json_t *body = json_pack("{s:s,s:s,s:o}", "model_name", m->name, "model_version", "1",
+                             "outputs", outs);
+    if (r->v2_id)
+        json_object_set(body, "id", r->v2_id);
+    return http_respond_json(r, MHD_HTTP_OK, body);
+}

@@ -1,0 +1,131 @@
+/* `visiond preprocess`: an image turned into a model's input tensor exactly
+ * as the daemon does it (same model.json, same decoder and resampler), so
+ * that `visiond run` on the result reproduces what /classify computes.
+ *
+ *   visiond preprocess --model-dir DIR --image A.jpg [--image B.png ...] --output X.npy
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/image.h"
+#include "../engine/preproc.h"
+#include "cli.h"
+#include "config.h"
+#include "model_config.h"
+#include "npy.h"
+
+#define MAX_IMAGES 64
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: visiond preprocess --model-dir DIR --image FILE [--image FILE ...] "
+                    "--output X.npy\n");
+}
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && n < (1L << 30) && fseek(f, 0, SEEK_SET) == 0 &&
+            (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n)
+            *len = (size_t)n;
+        else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+int cli_preprocess(int argc, char **argv)
+{
+    const char *dir = NULL, *output = NULL, *images[MAX_IMAGES];
+    int n = 0;
+    bool bad = false;
+    for (int i = 0; i < argc && !bad; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--model-dir", &bad)))
+            dir = v;
+        else if ((v = cli_opt(argc, argv, &i, "--image", &bad)))
+            bad = n == MAX_IMAGES || !(images[n++] = v);
+        else if ((v = cli_opt(argc, argv, &i, "--output", &bad)))
+            output = v;
+        else if (!bad) {
+            fprintf(stderr, "visiond preprocess: unknown argument '%s'\n", argv[i]);
+            bad = true;
+        }
+    }
+    if (bad || !dir || !output || n == 0) {
+        usage();
+        return EXIT_USAGE;
+    }
+    char path[1200], err[1400];
+    model_config mc;
+    bool found;
+    model_config_defaults(&mc);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    if (model_config_load(path, &mc, &found, err, sizeof err)) {
+        fprintf(stderr, "visiond preprocess: %s\n", err);
+        return EXIT_MODEL;
+    }
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    engine *e = cli_load(path, "cpu", 1, 1, NULL);
+    if (!e)
+        return EXIT_MODEL;
+    engine_tensor_info in;
+    engine_input_info(e, 0, &in);
+    int rc = 0;
+    if (in.rank != 4 || model_config_resolve(&mc, in.dims[1], in.dims[2], in.dims[3], err,
+                                             sizeof err)) {
+        fprintf(stderr, "visiond preprocess: %s\n",
+                in.rank != 4 ? "the model's input is not an image (N, C, H, W)" : err);
+        engine_free(e);
+        return EXIT_MODEL;
+    }
+    engine_free(e);
+    server_config defaults;
+    server_config_defaults(&defaults);
+    const preproc_params *pre = &mc.pre;
+    int ch = preproc_channels(pre);
+    size_t per = (size_t)ch * (size_t)pre->width * (size_t)pre->height;
+    float *out = malloc(per * (size_t)n * sizeof(float));
+    uint8_t *hwc = malloc(per);
+    image_decode_hint hint = preproc_decode_hint(pre);
+    for (int i = 0; i < n && out && hwc && !rc; i++) {
+        size_t len = 0;
+        unsigned char *data = read_file(images[i], &len);
+        image_u8 img = {0};
+        engine_error ee = {0};
+        if (!data) {
+            fprintf(stderr, "visiond preprocess: cannot read %s\n", images[i]);
+            rc = EXIT_INPUT;
+        } else if (image_decode(data, len, ch == 1 ? IMAGE_GRAY : IMAGE_RGB,
+                                defaults.max_image_pixels, &hint, &img, &ee) ||
+                   preproc_resample(&img, pre, hwc, &ee)) {
+            fprintf(stderr, "visiond preprocess: %s: %s\n", images[i], ee.message);
+            rc = EXIT_INPUT;
+        } else {
+            preproc_normalize(hwc, pre, out + (size_t)i * per);
+        }
+        image_free(&img);
+        free(data);
+    }
+    if (!rc && (!out || !hwc)) {
+        fprintf(stderr, "visiond preprocess: out of memory\n");
+        rc = EXIT_RUN;
+    }
+    shape_t s = {.rank = 4, .dim = {n, ch, pre->height, pre->width}};
+    if (!rc && npy_write(output, DTYPE_FLOAT32, &s, out, err, sizeof err)) {
+        fprintf(stderr, "visiond preprocess: %s\n", err);
+        rc = EXIT_OUTPUT;
+    }
+    free(out);
+    free(hwc);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* A served model's model.json: preprocessing, output handling, batching.
+ *
+ *   {"input":  {"width": 224, "height": 224, "color": "rgb" | "bgr" | "gray",
+ *               "resize": "shorter_side_crop" | "stretch", "resize_shorter_side": 256,
+ *               "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406],
+ *               "std": [0.229, 0.224, 0.225], "jpeg_dct_scaling": false},
+ *    "output": {"softmax": true},
+ *    "batching": {"max_batch_size": 16, "max_queue_delay_us": 2000,
+ *                 "max_queue_size": 256, "timeout_ms": 10000}}
+ *
+ * Defaults for missing keys: width and height from the model's input (when
+ * fixed; otherwise required), color "rgb", resize "shorter_side_crop" with
+ * the shorter side at 8/7 of the crop (256 for 224), scale 1/255, mean 0,
+ * std 1 (a single number applies to every channel), softmax true, and the
+ * batching values shown above. jpeg_dct_scaling (default false) lets large
+ * JPEGs decode at 1/2 to 1/8 size straight from their DCT coefficients when
+ * that still leaves enough pixels for the resize, as PIL's draft mode does:
+ * decoding gets two to four times cheaper, at the price of pixels that
+ * differ slightly (up to half a pixel of shift) from torchvision's exact
+ * pipeline, which the default reproduces. Unknown keys and out-of-range values are
+ * errors naming the key.
+ */
+#ifndef VISIOND_MODEL_CONFIG_H
+#define VISIOND_MODEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/preproc.h"
+
+typedef struct {
+    preproc_params pre;  /* width/height 0 until resolved against the model */
+    bool softmax;
+    int max_batch_size;
+    int64_t max_queue_delay_us;
+    int max_queue_size;
+    int64_t timeout_ms;
+} model_config;
+
+void model_config_defaults(model_config *c);
+/* Reads path over the defaults; a missing file is not an error (*found = false). */
+int model_config_load(const char *path, model_config *c, bool *found, char *err, size_t errlen);
+/* Fills width/height from the model's input shape (N, C, H, W) where the
+ * file left them out, and checks everything agrees with it. */
+int model_config_resolve(model_config *c, int64_t channels, int64_t height, int64_t width,
+                         char *err, size_t errlen);
+
+#endif

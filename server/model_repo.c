@@ -1,0 +1,227 @@
+/* Scanning and loading the model repository; see model_repo.h. */
+#include "model_repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+#define MAX_MODELS 256
+#define MAX_LABELS 100000
+#define MAX_LABEL_BYTES 4096
+#define MAX_LABELS_FILE (8u << 20)
+
+bool model_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+const char *model_state_name(model_state s)
+{
+    switch (s) {
+    case MODEL_LOADING: return "loading";
+    case MODEL_READY: return "ready";
+    case MODEL_FAILED: return "failed";
+    }
+    return "?";
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const served_model *)a)->name, ((const served_model *)b)->name);
+}
+
+int model_repo_scan(model_repo *r, const char *dir, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot read the model repository %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    r->models = calloc(MAX_MODELS, sizeof *r->models);
+    if (!r->models) {
+        closedir(d);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s/model.onnx", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (!model_name_valid(e->d_name)) {
+            log_msg(LOG_WARN, "model directory '%s' skipped: names are 1-64 of A-Z a-z 0-9 _ - .",
+                    e->d_name);
+            continue;
+        }
+        if (r->n == MAX_MODELS) {
+            log_msg(LOG_WARN, "more than %d models in %s: the rest are skipped", MAX_MODELS, dir);
+            break;
+        }
+        served_model *m = &r->models[r->n++];
+        snprintf(m->name, sizeof m->name, "%s", e->d_name);
+        snprintf(m->dir, sizeof m->dir, "%s/%s", dir, e->d_name);
+        atomic_init(&m->state, MODEL_LOADING);
+    }
+    closedir(d);
+    qsort(r->models, (size_t)r->n, sizeof *r->models, by_name);
+    return 0;
+}
+
+static int load_labels(served_model *m, char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/labels.txt", m->dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+    m->labels = calloc(MAX_LABELS, sizeof *m->labels);
+    char *line = malloc(MAX_LABEL_BYTES + 2);
+    size_t total = 0;
+    int rc = 0;
+    if (!m->labels || !line) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    while (!rc && fgets(line, MAX_LABEL_BYTES + 2, f)) {
+        size_t len = strlen(line);
+        total += len;
+        if (len > MAX_LABEL_BYTES || total > MAX_LABELS_FILE || m->n_labels == MAX_LABELS) {
+            snprintf(err, errlen, "%s: too large (at most %d lines of %d bytes)", path,
+                     MAX_LABELS, MAX_LABEL_BYTES);
+            rc = -1;
+            break;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (!(m->labels[m->n_labels++] = strdup(line))) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    fclose(f);
+    free(line);
+    return rc;
+}
+
+static int load_model(served_model *m, const model_load_options *o, char *err, size_t errlen)
+{
+    char path[1200];
+    bool found;
+    model_config_defaults(&m->cfg);
+    snprintf(path, sizeof path, "%s/model.json", m->dir);
+    if (model_config_load(path, &m->cfg, &found, err, errlen))
+        return -1;
+    snprintf(path, sizeof path, "%s/model.onnx", m->dir);
+    engine_options eo = {.device = o->device, .max_batch = m->cfg.max_batch_size,
+                         .threads = o->threads};
+    engine_error e = {0};
+    if (engine_load(path, &eo, &m->engine, &e)) {
+        snprintf(err, errlen, "%s", e.message);
+        return -1;
+    }
+    snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
+    if (engine_backend_note(m->engine))
+        log_msg(LOG_INFO, "model %s: %s", m->name, engine_backend_note(m->engine));
+    engine_tensor_info in;
+    engine_input_info(m->engine, 0, &in);
+    m->image_input = engine_input_count(m->engine) == 1 && in.rank == 4 &&
+                     (in.dims[1] == 1 || in.dims[1] == 3);
+    if (m->image_input) {
+        if (model_config_resolve(&m->cfg, in.dims[1], in.dims[2], in.dims[3], err, errlen)) {
+            char detail[600];
+            snprintf(detail, sizeof detail, "%s", err);
+            snprintf(err, errlen, "%s/model.json: %s", m->dir, detail);
+            return -1;
+        }
+    } else if (found) {
+        log_msg(LOG_INFO, "model %s: its input is not an image (N, C, H, W); only "
+                          "/v2/models/%s/infer serves it",
+                m->name, m->name);
+    }
+    if (load_labels(m, err, errlen))
+        return -1;
+    batcher_config bc = {.max_batch_size = m->cfg.max_batch_size,
+                         .max_queue_delay_us = m->cfg.max_queue_delay_us,
+                         .max_queue_size = m->cfg.max_queue_size,
+                         .timeout_ms = m->cfg.timeout_ms,
+                         .observe_batch = o->observe_batch,
+                         .user = m};
+    if (batcher_create(m->engine, &bc, &m->batcher, &e)) {
+        snprintf(err, errlen, "%s", e.message);
+        return -1;
+    }
+    m->classes = batcher_output_elems(m->batcher, 0);
+    if (m->n_labels && m->n_labels != m->classes)
+        log_msg(LOG_WARN, "model %s: labels.txt has %d lines but the model has %lld classes",
+                m->name, m->n_labels, (long long)m->classes);
+    return 0;
+}
+
+void model_repo_load_all(model_repo *r, const model_load_options *o)
+{
+    for (int i = 0; i < r->n; i++) {
+        served_model *m = &r->models[i];
+        char err[600] = "";
+        if (load_model(m, o, err, sizeof err)) {
+            snprintf(m->error, sizeof m->error, "%s", err);
+            log_msg(LOG_ERROR, "model %s failed to load: %s", m->name, err);
+            atomic_store(&m->state, MODEL_FAILED);
+            continue;
+        }
+        log_msg(LOG_INFO, "model %s ready: %s, batches up to %d, %s", m->name,
+                m->image_input ? "images" : "tensors", batcher_max_batch(m->batcher), m->backend);
+        atomic_store(&m->state, MODEL_READY);
+    }
+}
+
+served_model *model_repo_find(model_repo *r, const char *name)
+{
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].name, name) == 0)
+            return &r->models[i];
+    return NULL;
+}
+
+bool model_repo_ready(model_repo *r)
+{
+    int ready = 0;
+    for (int i = 0; i < r->n; i++) {
+        int s = atomic_load(&r->models[i].state);
+        if (s == MODEL_LOADING)
+            return false;
+        ready += s == MODEL_READY;
+    }
+    return ready > 0;
+}
+
+void model_repo_free(model_repo *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        served_model *m = &r->models[i];
+        batcher_destroy(m->batcher);
+        engine_free(m->engine);
+        for (int k = 0; k < m->n_labels; k++)
+            free(m->labels[k]);
+        free(m->labels);
+    }
+    free(r->models);
+    memset(r, 0, sizeof *r);
+}

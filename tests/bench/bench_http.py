@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""make bench-http: the daemon under wrk, next to the engine alone.
+
+For each model, wrk POSTs one JPEG (tests/bench/post_image.lua) at
+concurrency 1, 8 and 32 for a fixed time; the table shows throughput, p50
+and p99 latency, the mean batch the requests rode in (from the daemon's
+own batch-size histogram), and the engine-only throughput of `visiond
+bench` at that batch size; then, at concurrency 1, p50 against the sum of
+decode + preprocess time (the daemon's histogram) and engine time at
+batch 1. Not a test: it asserts nothing.
+
+Models: the embedded default (mnist, a digit as JPEG) and squeezenet1_1
+(a conformance export with ImageNet preprocessing and jpeg_dct_scaling on,
+Debian darknet's 768x576 dog.jpg).
+"""
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
+
+
+def histogram(text, name, model):
+    """(sum, count) of a histogram series for one model."""
+    s = re.search(rf'^{name}_sum{{model="{model}"}} (\S+)$', text, re.M)
+    c = re.search(rf'^{name}_count{{model="{model}"}} (\S+)$', text, re.M)
+    return (float(s.group(1)), float(c.group(1))) if s and c else (0.0, 0.0)
+
+
+def parse_wrk(out):
+    def ms(v):
+        n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+        return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return rps, p50, p99, int(bad.group(1)) if bad else 0, errors.group(1) if errors else ""
+
+
+def engine_ips(visiond, model_path, batch, threads):
+    r = subprocess.run([visiond, "bench", "--model", model_path, "--batch", str(batch),
+                        "--iters", "30", "--warmup", "5", "--json"] +
+                       (["--threads", str(threads)] if threads else []),
+                       capture_output=True, text=True, check=True)
+    j = json.loads(r.stdout)
+    return batch * 1e3 / j["median_ms"], j["median_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--concurrency", default="1,8,32")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    os.environ.setdefault("VISIOND_BUILD", build)
+    visiond = os.path.join(build, "visiond")
+    from conftest import add_model, conformance_model, imagenet_labels, IMAGENET
+    from daemon import Daemon
+    from PIL import Image
+
+    repo = tempfile.mkdtemp(prefix="visiond-bench-")
+    import shutil
+    shutil.copytree(os.path.join(ROOT, "models", "mnist"), os.path.join(repo, "mnist"))
+    fast = dict(IMAGENET, batching={"max_batch_size": 16, "max_queue_delay_us": 2000})
+    fast["input"] = dict(IMAGENET["input"], jpeg_dct_scaling=True)
+    add_model(repo, "squeezenet1_1", conformance_model("squeezenet1_1"), fast, imagenet_labels())
+    digit = os.path.join(repo, "digit.jpg")
+    Image.open(os.path.join(ROOT, "models", "mnist", "sample-7.png")).save(digit, quality=95)
+    cases = [("mnist", digit), ("squeezenet1_1", "/usr/share/darknet/data/dog.jpg")]
+
+    d = Daemon(repo, extra_args=["--log-level", "info"]).start()
+    print(f"# bench-http {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
+          f"wrk -t1 for {args.duration} s per row; daemon and wrk share the machine")
+    print(f"{'model':14} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10} "
+          f"{'engine img/s':>12} {'http/engine':>11} {'errors':>6}")
+    for model, image in cases:
+        model_path = os.path.join(repo, model, "model.onnx")
+        env = dict(os.environ, IMAGE=image, IMAGE_TYPE="image/jpeg")
+        url = f"http://127.0.0.1:{d.port}/v1/models/{model}/classify"
+        subprocess.run(["wrk", "-t1", "-c1", "-d2s", "-s",
+                        os.path.join(HERE, "post_image.lua"), url], env=env,
+                       capture_output=True)  # warm-up
+        c1 = None
+        for conc in [int(c) for c in args.concurrency.split(",")]:
+            before = d.request("GET", "/metrics")[2].decode()
+            r = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{args.duration}s", "--latency",
+                                "-s", os.path.join(HERE, "post_image.lua"), url], env=env,
+                               capture_output=True, text=True)
+            after = d.request("GET", "/metrics")[2].decode()
+            rps, p50, p99, bad, sock = parse_wrk(r.stdout)
+            bs = [a - b for a, b in zip(histogram(after, "visiond_batch_size", model),
+                                        histogram(before, "visiond_batch_size", model))]
+            pp = [a - b for a, b in zip(
+                histogram(after, "visiond_preprocess_duration_seconds", model),
+                histogram(before, "visiond_preprocess_duration_seconds", model))]
+            mean_batch = bs[0] / bs[1] if bs[1] else 0
+            batch = max(1, round(mean_batch))
+            ips, _ = engine_ips(visiond, model_path, batch, 0)
+            print(f"{model:14} {conc:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {mean_batch:>10.1f} "
+                  f"{ips:>12.1f} {rps / ips:>11.2f} {bad + (1 if sock else 0):>6}", flush=True)
+            if conc == 1:
+                c1 = (p50, pp[0] / pp[1] * 1e3 if pp[1] else 0)
+        if c1:
+            _, engine_ms = engine_ips(visiond, model_path, 1, 0)
+            print(f"#   {model} at concurrency 1: p50 {c1[0]:.2f} ms vs decode+preprocess "
+                  f"{c1[1]:.2f} ms + engine {engine_ms:.2f} ms = {c1[1] + engine_ms:.2f} ms "
+                  f"(overhead {c1[0] - c1[1] - engine_ms:+.2f} ms)")
+    d.stop()
+    shutil.rmtree(repo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""What every test module shares: where the visiond binary and the build
+live, and a way to run the binary.
+
+VISIOND_BIN picks the binary under test (the sanitizer run points it at
+build-san/visiond); VISIOND_BUILD is the build folder holding cached test
+data (conformance models, ONNX node tests, ONNX Runtime, MNIST digits).
+"""
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("VISIOND_BUILD", os.path.join(ROOT, "build"))
+BIN = os.environ.get("VISIOND_BIN", os.path.join(BUILD, "visiond"))
+
+# conformance rows, printed as a table at the end of the session
+RESULTS = []
+
+
+def run_visiond(*args, timeout=600, env=None):
+    """Runs the binary, returning the CompletedProcess (never raises on rc)."""
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
