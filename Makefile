@@ -43,6 +43,25 @@ PKG_CFLAGS := $(shell $(PKGCONF) --cflags $(PKGS))
 PKG_LIBS := $(shell $(PKGCONF) --libs $(PKGS)) -Wl,-rpath,$(BLAS_DIR)
 
 # snprintf truncation is how messages are bounded here, not a bug to warn about.
+# --- CUDA: detected (nvcc and cudnn.h), or forced with CUDA=0 / CUDA=1 ---
+CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CUDNN_H := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h \
+	/usr/include/$(MULTIARCH)/cudnn.h))
+ifeq ($(CUDA),auto)
+override CUDA := $(if $(and $(NVCC),$(CUDNN_H)),1,0)
+endif
+ifeq ($(CUDA),1)
+CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib /usr/lib/$(MULTIARCH)))
+CUDA_CFLAGS := -DVISIOND_WITH_CUDA -I$(CUDA_HOME)/include -I$(dir $(CUDNN_H))
+CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$(CUDA_LIBDIR)
+# Turing to Hopper, plus PTX for newer GPUs; a Jetson TK1 build (CUDA 6.5)
+# sets CUDA_ARCH="-gencode arch=compute_32,code=sm_32".
+CUDA_ARCH ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=sm_80 \
+	-gencode arch=compute_87,code=sm_87 -gencode arch=compute_90,code=[sm_90,compute_90]
+endif
+
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function -Wno-format-truncation
 OPT := -O2 -g
 ifeq ($(SAN),1)
@@ -51,9 +70,9 @@ LDSAN := -fsanitize=address,undefined
 endif
 
 CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fopenmp -MMD -MP \
-	-I$(BUILD)/gen -Iengine $(PKG_CFLAGS) $(CFLAGS)
+	-I$(BUILD)/gen -Iengine $(PKG_CFLAGS) $(CUDA_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -fopenmp $(LDSAN) $(LDFLAGS)
-LIBS := $(PKG_LIBS) -lm -lpthread
+LIBS := $(PKG_LIBS) $(CUDA_LIBS) -lm -lpthread
 
 ENGINE_SRC := $(wildcard engine/*.c)
 CPU_SRC := $(wildcard cpu_fallback/*.c)
@@ -62,10 +81,14 @@ GEN_SRC := $(BUILD)/gen/onnx.pb-c.c
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(CPU_SRC:%.c=$(BUILD)/obj/%.o) \
 	$(BUILD)/obj/gen/onnx.pb-c.o
+ifeq ($(CUDA),1)
+ENGINE_OBJ += $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cuda/*.c)) \
+	$(patsubst %.cu,$(BUILD)/obj/%.o,$(wildcard cuda/*.cu))
+endif
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test \
-	sanitizer-test
+	gpu-test build-matrix-test sanitizer-test
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a
 
@@ -78,9 +101,19 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(OPT) -MMD -MP -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h
+# Objects depend on the build's configuration, so switching CUDA or SAN in
+# one BUILD folder rebuilds what it must.
+CONFIG_STAMP := $(BUILD)/config.$(CUDA).$(SAN)
+$(CONFIG_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/config.* && touch $@
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/cuda/%.o: cuda/%.cu cuda/kernels.h $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 $(CUDA_ARCH) -Xcompiler -Wall,-fPIC -c $< -o $@
 
 $(BUILD)/libvisiond_engine.a: $(ENGINE_OBJ)
 	@rm -f $@
@@ -102,7 +135,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvisiond_engine.a $(filter-out $(BUI
 unit-test: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
 
-PYTEST := /usr/bin/python3 -m pytest -q -p no:cacheprovider
+PYTEST := /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider
 export VISIOND_BUILD := $(abspath $(BUILD))
 
 conformance-test: all
@@ -112,16 +145,28 @@ conformance-test: all
 daemon-test: all
 	$(PYTEST) tests/daemon
 
+# The CUDA backend: skipped, with the reason shown, where there is no GPU.
+gpu-test: all
+	$(PYTEST) tests/gpu
+
+# The build without CUDA still builds and runs, and links no CUDA library.
+build-matrix-test:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-cpu CUDA=0 DEPS=0 all
+	! ldd $(BUILD)-cpu/visiond | grep -E 'libcu(da|dnn|blas)'
+	$(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device auto | grep -q 'backend    cpu'
+	! $(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device cuda 2>&1 | grep -v 'built without CUDA'
+
+
 # The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (leaks included): the engine on every conformance model, the loader's
 # failure paths, and the daemon over HTTP.
 sanitizer-test:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 DEPS=0 all
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 CUDA=0 DEPS=0 all
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \
 		$(PYTEST) tests/conformance/test_models.py tests/onnx_node tests/loader tests/daemon
 
-test: all unit-test conformance-test daemon-test sanitizer-test
+test: all unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test
 
 run: all
 	$(BUILD)/visiond serve --config config/visiond.json

@@ -325,6 +325,34 @@ static engine_status cpu_run(void *ctx, void *prepared, const plan *p, const flo
     return ENGINE_OK;
 }
 
+/* The CPU picks its convolution algorithm by rule (cpu_conv_choose); the
+ * report lists every algorithm with whether it applies. */
+static bool cpu_algo_report(void *ctx, void *prepared, const plan *p, int step,
+                            engine_algo_report *out)
+{
+    (void)ctx;
+    const cpu_prepared *pr = prepared;
+    if (p->g->nodes[p->steps[step].node].op != OP_CONV)
+        return false;
+    conv_shape s;
+    conv_shape_of(p, &p->steps[step], &s);
+    snprintf(out->mode, sizeof out->mode, "rule");
+    out->n = 0;
+    out->chosen = -1;
+    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
+        engine_algo_candidate *c = &out->cand[out->n];
+        snprintf(c->name, sizeof c->name, "%s", cpu_conv_algo_name((cpu_conv_algo)a));
+        c->ms = -1;
+        c->workspace = cpu_conv_workspace((cpu_conv_algo)a, &s) * sizeof(float);
+        snprintf(c->status, sizeof c->status, "%s",
+                 cpu_conv_supports((cpu_conv_algo)a, &s) ? "ok" : "not applicable");
+        if (a == (int)pr->algo[step])
+            out->chosen = out->n;
+        out->n++;
+    }
+    return true;
+}
+
 const backend_ops cpu_backend_ops = {
     .name = "cpu",
     .create = cpu_create,
@@ -335,4 +363,5 @@ const backend_ops cpu_backend_ops = {
     .prepare = cpu_prepare,
     .release = cpu_release,
     .run = cpu_run,
+    .algo_report = cpu_algo_report,
 };

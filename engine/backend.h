@@ -11,14 +11,18 @@
 #ifndef VISIOND_BACKEND_H
 #define VISIOND_BACKEND_H
 
+#include "engine.h"
 #include "graph.h"
 #include "plan.h"
+#include "preproc.h"
 #include "tensor_ops.h"
 
 typedef struct {
-    int device_index; /* cuda:N */
-    int threads;      /* CPU threads; 0 = every core */
-    const char *conv_algo; /* NULL/"auto", or an algorithm name to force */
+    int device_index;       /* cuda:N */
+    int threads;            /* CPU threads; 0 = every core */
+    const char *conv_algo;  /* NULL: the backend's default selection; see engine_options */
+    const char *algo_cache; /* file remembering measured choices, or NULL */
+    size_t workspace_limit; /* bytes one convolution may use; 0: the backend's default */
 } backend_config;
 
 enum {
@@ -41,6 +45,16 @@ typedef struct backend_ops {
      * receives each step's wall time. */
     engine_status (*run)(void *ctx, void *prepared, const plan *p, const float *const *inputs,
                          void *const *outputs, double *step_ms, engine_error *err);
+    /* Optional. As run, with input 0 given as 8-bit images (batch x H x W x C)
+     * that the backend normalises itself (on a GPU: images cross the bus as
+     * bytes). NULL: the engine normalises on the CPU and calls run. */
+    engine_status (*run_u8)(void *ctx, void *prepared, const plan *p, const uint8_t *images,
+                            const preproc_params *norm, void *const *outputs, double *step_ms,
+                            engine_error *err);
+    /* Optional. How the algorithm of step `step` was chosen at prepare;
+     * false when the step has no choice to report. */
+    bool (*algo_report)(void *ctx, void *prepared, const plan *p, int step,
+                        engine_algo_report *out);
 } backend_ops;
 
 extern const backend_ops cpu_backend_ops;

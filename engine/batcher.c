@@ -25,6 +25,7 @@ struct batcher {
     int n_in, n_out;
     int64_t *in_elems, *out_elems;
     size_t *out_size;
+    preproc_params u8;   /* valid when cfg.u8_images */
     int max_batch;   /* items per batch */
     int fixed_batch; /* > 0: the engine only runs this batch; short batches are padded */
 
@@ -38,7 +39,7 @@ struct batcher {
     int batch_n;
     uint64_t batch_gen;
 
-    float **batch_in;
+    void **batch_in;
     void **batch_out;
     pthread_t dispatcher, runner;
     bool threads_started;
@@ -125,8 +126,13 @@ static void *dispatcher_main(void *arg)
             if (b->count >= b->max_batch || now - oldest >= delay_ns || b->arriving <= 0 ||
                 b->stopping) {
                 int n = b->count < b->max_batch ? b->count : b->max_batch;
+                bool u8 = b->ring[b->head].job->u8;
                 for (int i = 0; i < n; i++) {
                     item it = b->ring[b->head];
+                    if (it.job->u8 != u8) { /* byte and float jobs never share a batch */
+                        n = i;
+                        break;
+                    }
                     b->head = (b->head + 1) % b->cap;
                     b->count--;
                     it.job->queued--;
@@ -171,20 +177,22 @@ static void *runner_main(void *arg)
         pthread_mutex_unlock(&b->mu);
 
         int run_n = b->fixed_batch ? b->fixed_batch : n;
+        bool u8 = b->batch[0].job->u8;
         for (int k = 0; k < b->n_in; k++) {
-            int64_t per = b->in_elems[k];
+            size_t per = (size_t)b->in_elems[k] * (k == 0 && u8 ? 1 : sizeof(float));
+            char *dst = b->batch_in[k];
             for (int i = 0; i < n; i++)
-                memcpy(b->batch_in[k] + (size_t)i * (size_t)per,
-                       b->batch[i].job->inputs[k] + (size_t)b->batch[i].index * (size_t)per,
-                       (size_t)per * sizeof(float));
+                memcpy(dst + (size_t)i * per,
+                       (const char *)b->batch[i].job->inputs[k] + (size_t)b->batch[i].index * per,
+                       per);
             if (run_n > n)
-                memset(b->batch_in[k] + (size_t)n * (size_t)per, 0,
-                       (size_t)(run_n - n) * (size_t)per * sizeof(float));
+                memset(dst + (size_t)n * per, 0, (size_t)(run_n - n) * per);
         }
         engine_error err = {0};
         int64_t t0 = now_ns();
         engine_status st =
-            engine_run(b->e, run_n, (const float *const *)b->batch_in, b->batch_out, &err);
+            u8 ? engine_run_u8(b->e, run_n, b->batch_in[0], &b->u8, b->batch_out, &err)
+               : engine_run(b->e, run_n, (const float *const *)b->batch_in, b->batch_out, &err);
         int64_t t1 = now_ns();
         double ms = (double)(t1 - t0) / 1e6;
         if (!st)
@@ -254,6 +262,14 @@ engine_status batcher_create(engine *e, const batcher_config *cfg, batcher **out
         free(b);
         return engine_fail(err, ENGINE_E_ARG, "the engine was loaded for batches up to %d, not %d",
                            engine_max_batch(e), want);
+    }
+    if (cfg->u8_images) {
+        if (b->n_in != 1) {
+            free(b);
+            return engine_fail(err, ENGINE_E_ARG, "byte images need a model with one input");
+        }
+        b->u8 = *cfg->u8_images;
+        b->cfg.u8_images = &b->u8;
     }
     b->cap = cfg->max_queue_size;
     b->ring = calloc((size_t)b->cap, sizeof *b->ring);
@@ -371,7 +387,7 @@ void batcher_destroy(batcher *b)
 
 batcher_result batcher_submit(batcher *b, batch_job *job)
 {
-    if (job->n_items < 1 || !job->on_done)
+    if (job->n_items < 1 || !job->on_done || (job->u8 && !b->cfg.u8_images))
         return BATCHER_BAD_JOB;
     pthread_mutex_lock(&b->mu);
     batcher_result r = BATCHER_OK;

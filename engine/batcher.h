@@ -21,12 +21,17 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "preproc.h"
 
 typedef struct {
     int max_batch_size;
     int64_t max_queue_delay_us;
     int max_queue_size;  /* items */
     int64_t timeout_ms;
+    /* When set, jobs may give input 0 as 8-bit images (height x width x
+     * channels per item, job->u8) that the engine normalises as this says;
+     * a batch never mixes byte and float jobs. */
+    const preproc_params *u8_images;
     /* called by the runner after each batch (metrics); may be NULL */
     void (*observe_batch)(void *user, int batch_size, double inference_ms);
     void *user;
@@ -38,7 +43,8 @@ typedef struct batch_job batch_job;
 struct batch_job {
     /* filled by the submitter */
     int n_items;
-    float **inputs;   /* per model input: n_items consecutive items */
+    void **inputs;    /* per model input: n_items consecutive items */
+    bool u8;          /* input 0 holds 8-bit images instead of floats (see u8_images) */
     void **outputs;   /* per model output: room for n_items items */
     void (*on_done)(batch_job *job);
     void *user;

@@ -13,6 +13,7 @@
 #include "onnx_import.h"
 #include "passes.h"
 #include "plan.h"
+#include "preproc.h"
 
 #define ENGINE_MAX_BATCH 4096
 
@@ -26,13 +27,22 @@ struct engine {
     void **prepared;   /* backend state per plan */
     pthread_mutex_t lock;
     char note[256];
+    /* CPU fallback for batches the primary backend fails, made on first need */
+    void *fb_ctx;
+    void **fb_prepared;
+    long fallbacks;
+    int inject_every;
+    long runs;
+    float *staging;    /* images normalised here for backends without run_u8 */
 };
 
 static engine_status pick_backend(engine *e, const engine_options *opt, engine_error *err)
 {
     const char *dev = opt && opt->device ? opt->device : "auto";
     backend_config cfg = {.threads = opt ? opt->threads : 0,
-                          .conv_algo = opt ? opt->conv_algo : NULL};
+                          .conv_algo = opt ? opt->conv_algo : NULL,
+                          .algo_cache = opt ? opt->algo_cache : NULL,
+                          .workspace_limit = opt ? opt->workspace_limit : 0};
     bool want_cuda = strncmp(dev, "cuda", 4) == 0;
     if (strcmp(dev, "auto") != 0 && strcmp(dev, "cpu") != 0 && !want_cuda)
         return engine_fail(err, ENGINE_E_ARG, "unknown device '%s' (use auto, cpu, cuda or cuda:N)",
@@ -134,7 +144,9 @@ engine_status engine_load(const char *path, const engine_options *opt, engine **
     }
     e->plans = calloc((size_t)e->max_batch + 1, sizeof *e->plans);
     e->prepared = calloc((size_t)e->max_batch + 1, sizeof *e->prepared);
-    if (!e->plans || !e->prepared) {
+    e->fb_prepared = calloc((size_t)e->max_batch + 1, sizeof *e->fb_prepared);
+    e->inject_every = opt && opt->inject_faults > 0 ? opt->inject_faults : 0;
+    if (!e->plans || !e->prepared || !e->fb_prepared) {
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -160,13 +172,19 @@ void engine_free(engine *e)
         for (int b = 0; b <= e->max_batch; b++) {
             if (e->prepared && e->prepared[b])
                 e->be->release(e->be_ctx, e->prepared[b]);
+            if (e->fb_prepared && e->fb_prepared[b])
+                cpu_backend_ops.release(e->fb_ctx, e->fb_prepared[b]);
             plan_free(e->plans[b]);
         }
     }
     if (e->be && e->be_ctx)
         e->be->destroy(e->be_ctx);
+    if (e->fb_ctx)
+        cpu_backend_ops.destroy(e->fb_ctx);
     free(e->plans);
     free(e->prepared);
+    free(e->fb_prepared);
+    free(e->staging);
     graph_free(e->g);
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -232,15 +250,88 @@ engine_status engine_prepare(engine *e, int batch, engine_error *err)
     return st;
 }
 
+/* Runs a batch the primary backend failed on the CPU backend instead,
+ * creating that backend (and its state for this batch) on first need. */
+static engine_status run_fallback(engine *e, plan *p, const float *const *inputs,
+                                  void *const *outputs, double *layer_ms, engine_error *err)
+{
+    engine_error fe = {0};
+    engine_status st = ENGINE_OK;
+    if (!e->fb_ctx) {
+        backend_config cfg = {0};
+        if ((st = cpu_backend_ops.create(&cfg, &e->fb_ctx, &fe)) ||
+            (st = cpu_backend_ops.load_weights(e->fb_ctx, e->g, &fe))) {
+            if (e->fb_ctx)
+                cpu_backend_ops.destroy(e->fb_ctx);
+            e->fb_ctx = NULL;
+        }
+    }
+    if (!st && !e->fb_prepared[p->batch])
+        st = cpu_backend_ops.prepare(e->fb_ctx, p, &e->fb_prepared[p->batch], &fe);
+    if (!st)
+        st = cpu_backend_ops.run(e->fb_ctx, e->fb_prepared[p->batch], p, inputs, outputs,
+                                 layer_ms, &fe);
+    if (st)
+        return engine_fail(err, st, "%s; the CPU fallback failed too: %s", err->message,
+                           fe.message);
+    __atomic_add_fetch(&e->fallbacks, 1, __ATOMIC_RELAXED);
+    return ENGINE_OK;
+}
+
+/* 8-bit images -> floats in e->staging, for backends without run_u8. */
+static engine_status normalize_images(engine *e, int batch, const uint8_t *images,
+                                      const preproc_params *norm, engine_error *err)
+{
+    size_t per = (size_t)norm->width * (size_t)norm->height * (size_t)preproc_channels(norm);
+    if (!e->staging && !(e->staging = malloc(per * (size_t)e->max_batch * sizeof(float))))
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    for (int i = 0; i < batch; i++)
+        preproc_normalize(images + (size_t)i * per, norm, e->staging + (size_t)i * per);
+    return ENGINE_OK;
+}
+
+/* Caller holds e->lock. Exactly one of inputs and images is set. */
+static engine_status run_locked(engine *e, int batch, const float *const *inputs,
+                                const uint8_t *images, const preproc_params *norm,
+                                void *const *outputs, double *layer_ms, engine_error *err)
+{
+    plan *p;
+    void *pr;
+    engine_status st = get_plan(e, batch, &p, &pr, err);
+    if (st)
+        return st;
+    const float *floats[1];
+    if (images && !e->be->run_u8) { /* normalise here, then run as floats */
+        if ((st = normalize_images(e, batch, images, norm, err)))
+            return st;
+        floats[0] = e->staging;
+        inputs = floats;
+        images = NULL;
+    }
+    bool inject = e->inject_every && ++e->runs % e->inject_every == 0;
+    if (inject)
+        st = engine_fail(err, ENGINE_E_BACKEND, "injected device fault (testing aid)");
+    else if (images)
+        st = e->be->run_u8(e->be_ctx, pr, p, images, norm, outputs, layer_ms, err);
+    else
+        st = e->be->run(e->be_ctx, pr, p, inputs, outputs, layer_ms, err);
+    if (st != ENGINE_E_BACKEND)
+        return st;
+    if (images) { /* the CPU needs floats */
+        engine_error ne = {0};
+        if (normalize_images(e, batch, images, norm, &ne))
+            return engine_fail(err, ENGINE_E_NOMEM, "%s", ne.message);
+        floats[0] = e->staging;
+        inputs = floats;
+    }
+    return run_fallback(e, p, inputs, outputs, layer_ms, err);
+}
+
 engine_status engine_run_profiled(engine *e, int batch, const float *const *inputs,
                                   void *const *outputs, double *layer_ms, engine_error *err)
 {
     pthread_mutex_lock(&e->lock);
-    plan *p;
-    void *pr;
-    engine_status st = get_plan(e, batch, &p, &pr, err);
-    if (!st)
-        st = e->be->run(e->be_ctx, pr, p, inputs, outputs, layer_ms, err);
+    engine_status st = run_locked(e, batch, inputs, NULL, NULL, outputs, layer_ms, err);
     pthread_mutex_unlock(&e->lock);
     return st;
 }
@@ -249,6 +340,48 @@ engine_status engine_run(engine *e, int batch, const float *const *inputs, void 
                          engine_error *err)
 {
     return engine_run_profiled(e, batch, inputs, outputs, NULL, err);
+}
+
+engine_status engine_run_u8(engine *e, int batch, const uint8_t *images,
+                            const preproc_params *norm, void *const *outputs, engine_error *err)
+{
+    if (e->g->n_inputs != 1)
+        return engine_fail(err, ENGINE_E_ARG, "byte images need a model with one input");
+    const shape_t *s = &e->g->values[e->g->inputs[0]].shape;
+    if (s->rank != 4 || s->dim[1] != preproc_channels(norm) || s->dim[2] != norm->height ||
+        s->dim[3] != norm->width)
+        return engine_fail(err, ENGINE_E_ARG, "the images do not match the model's input");
+    pthread_mutex_lock(&e->lock);
+    engine_status st = run_locked(e, batch, NULL, images, norm, outputs, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+bool engine_prefers_u8(const engine *e)
+{
+    return e->be->run_u8 != NULL;
+}
+
+long engine_fallback_count(const engine *e)
+{
+    return __atomic_load_n(&e->fallbacks, __ATOMIC_RELAXED);
+}
+
+engine_status engine_layer_algos(engine *e, int batch, int layer, engine_algo_report *out,
+                                 engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    void *pr;
+    engine_status st = get_plan(e, batch, &p, &pr, err);
+    if (!st && (layer < 0 || layer >= p->n_steps))
+        st = engine_fail(err, ENGINE_E_ARG, "no layer %d", layer);
+    memset(out, 0, sizeof *out);
+    out->chosen = -1;
+    if (!st && !(e->be->algo_report && e->be->algo_report(e->be_ctx, pr, p, layer, out)))
+        st = ENGINE_E_ARG;
+    pthread_mutex_unlock(&e->lock);
+    return st;
 }
 
 int engine_layer_count(engine *e)

@@ -24,7 +24,16 @@ typedef struct {
     const char *device;    /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
     int max_batch;         /* largest batch engine_run accepts; 0 means 1 */
     int threads;           /* CPU threads; 0 means every core */
-    const char *conv_algo; /* NULL or "auto"; otherwise an algorithm to force */
+    /* Convolution algorithm selection: NULL or "auto" for the backend's
+     * default ("exhaustive" on a GPU: time every algorithm per layer and
+     * batch size), "heuristic" (the library's own ranking, no timing), or
+     * one algorithm's name to force wherever it applies. */
+    const char *conv_algo;
+    const char *algo_cache;  /* file keeping measured choices across restarts; NULL: none */
+    size_t workspace_limit;  /* bytes one convolution may use; 0: the backend's default */
+    /* Testing aid: every Nth run fails as a device fault would (0: never),
+     * exercising the CPU fallback on machines without a GPU. */
+    int inject_faults;
 } engine_options;
 
 typedef struct {
@@ -83,6 +92,39 @@ int engine_layer_count(engine *e);
 engine_status engine_layer_info(engine *e, int batch, int i, engine_layer_summary *info,
                                 engine_error *err);
 engine_status engine_model_info(engine *e, int batch, engine_model_summary *info, engine_error *err);
+
+/* One algorithm a layer could use, as the backend saw it at prepare. */
+typedef struct {
+    char name[40];
+    double ms;          /* measured time; < 0 when not timed */
+    size_t workspace;   /* bytes */
+    char status[64];    /* "ok", "not supported", "workspace over the limit", ... */
+} engine_algo_candidate;
+
+typedef struct {
+    int n;
+    engine_algo_candidate cand[16];
+    int chosen;         /* index into cand; -1 when none */
+    char mode[24];      /* "exhaustive", "heuristic", "forced", "cached", "rule" */
+} engine_algo_report;
+
+/* The algorithm choice of layer `layer` at `batch`; ENGINE_E_ARG (without a
+ * message) when that layer has no choice to report. */
+engine_status engine_layer_algos(engine *e, int batch, int layer, engine_algo_report *out,
+                                 engine_error *err);
+
+/* 8-bit images in, for backends that normalise on the device: input 0 is
+ * batch x height x width x channels bytes, normalised as norm says
+ * (preproc.h). Backends without that ability get floats normalised here. */
+struct preproc_params;
+engine_status engine_run_u8(engine *e, int batch, const uint8_t *images,
+                            const struct preproc_params *norm, void *const *outputs,
+                            engine_error *err);
+/* Whether the backend would rather get bytes (true on a GPU). */
+bool engine_prefers_u8(const engine *e);
+
+/* Batches that failed on the primary backend and ran on the CPU instead. */
+long engine_fallback_count(const engine *e);
 
 const char *engine_backend_name(const engine *e);
 /* e.g. "cpu: OpenBLAS 0.3.21, SkylakeX kernel, 2 threads" */

@@ -23,7 +23,7 @@
 typedef enum { PREPROC_RGB = 0, PREPROC_BGR, PREPROC_GRAY } preproc_color;
 typedef enum { PREPROC_SHORTER_SIDE_CROP = 0, PREPROC_STRETCH } preproc_resize;
 
-typedef struct {
+typedef struct preproc_params {
     int width, height;            /* of the model input */
     preproc_color color;
     preproc_resize resize;

@@ -41,6 +41,9 @@ void server_metrics_init(void)
                                  "model");
     m->inference_failures = metric_counter("visiond_inference_failures_total",
                                            "Batches the engine failed to run.", "model");
+    m->fallbacks = metric_counter("visiond_inference_fallbacks_total",
+                                  "Batches that failed on the GPU and ran on the CPU instead.",
+                                  "model");
     m->model_ready = metric_gauge("visiond_model_ready",
                                   "1 when the model serves, 0 while loading or after a failure.",
                                   "model");
@@ -73,6 +76,7 @@ enum MHD_Result api_metrics(request *r)
         metric_set(families.model_ready, state == MODEL_READY, m->name);
         if (state == MODEL_READY) {
             metric_set(families.queue_depth, batcher_queue_depth(m->batcher), m->name);
+            metric_set(families.fallbacks, (double)engine_fallback_count(m->engine), m->name);
             metric_set(families.backend_info, 1, m->name, engine_backend_name(m->engine),
                        m->backend);
         }

@@ -47,28 +47,30 @@ enum MHD_Result api_classify_start(request *r)
         return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
                                   "%d images is more than the queue of model '%s' holds (%d)", n,
                                   m->name, m->cfg.max_queue_size);
-    if (request_alloc_job(r, n))
+    if (request_alloc_job(r, n, m->u8_images))
         return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     int64_t t0 = http_now_ns();
     size_t pixels = (size_t)pre->width * (size_t)pre->height * (size_t)preproc_channels(pre);
     uint8_t *hwc = malloc(pixels);
     if (!hwc)
         return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    int64_t per = batcher_input_elems(m->batcher, 0);
     image_decode_hint hint = preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
         const byte_buf *b = multipart ? &r->parts[i] : &r->body;
         image_u8 img;
         engine_error e = {0};
+        /* bytes go to the engine as they are (normalised on the device), or as floats */
+        uint8_t *dst = m->u8_images ? (uint8_t *)r->input_ptrs[0] + (size_t)i * pixels : hwc;
         if (image_decode(b->data, b->len, pre->color == PREPROC_GRAY ? IMAGE_GRAY : IMAGE_RGB,
                          r->srv->cfg.max_image_pixels, &hint, &img, &e) ||
-            preproc_resample(&img, pre, hwc, &e)) {
+            preproc_resample(&img, pre, dst, &e)) {
             image_free(&img);
             free(hwc);
             return bad_image(r, i, n, e.message);
         }
         image_free(&img);
-        preproc_normalize(hwc, pre, r->input_ptrs[0] + (size_t)i * (size_t)per);
+        if (!m->u8_images)
+            preproc_normalize(hwc, pre, (float *)r->input_ptrs[0] + (size_t)i * pixels);
     }
     free(hwc);
     r->preprocess_ms = (double)(http_now_ns() - t0) / 1e6;
@@ -147,6 +149,7 @@ static json_t *model_json(const served_model *m)
                                   (json_int_t)c->max_queue_delay_us, "max_queue_size",
                                   c->max_queue_size, "timeout_ms", (json_int_t)c->timeout_ms));
     json_object_set_new(o, "backend", json_string(m->backend));
+    json_object_set_new(o, "image_transfer", json_string(m->u8_images ? "bytes" : "floats"));
     return o;
 }
 
@@ -156,4 +159,54 @@ enum MHD_Result api_v1_models(request *r)
     for (int i = 0; i < r->srv->repo.n; i++)
         json_array_append_new(arr, model_json(&r->srv->repo.models[i]));
     return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:o}", "models", arr));
+}
+
+/* GET /v1/models/{name}/algorithms[?batch=N]: how each convolution's
+ * algorithm was chosen for that batch size (default: the largest), with
+ * every candidate's time, workspace and status, as `visiond bench --algos`
+ * prints it. */
+enum MHD_Result api_v1_algorithms(request *r)
+{
+    served_model *m = r->model;
+    if (atomic_load(&m->state) != MODEL_READY)
+        return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model '%s' is %s", m->name,
+                                  model_state_name(atomic_load(&m->state)));
+    int batch = batcher_max_batch(m->batcher);
+    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "batch");
+    if (q) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (!*q || *end || v < 1 || v > engine_max_batch(m->engine) ||
+            (!engine_batch_is_dynamic(m->engine) && v != engine_max_batch(m->engine)))
+            return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "batch must be 1 to %d",
+                                      engine_max_batch(m->engine));
+        batch = (int)v;
+    }
+    json_t *layers = json_array();
+    engine_error e = {0};
+    for (int l = 0; l < engine_layer_count(m->engine); l++) {
+        engine_algo_report rep;
+        engine_layer_summary li;
+        if (engine_layer_algos(m->engine, batch, l, &rep, &e) != ENGINE_OK ||
+            engine_layer_info(m->engine, batch, l, &li, &e) != ENGINE_OK)
+            continue;
+        json_t *cands = json_array();
+        for (int k = 0; k < rep.n; k++)
+            json_array_append_new(
+                cands, json_pack("{s:s,s:o,s:I,s:s}", "name", rep.cand[k].name, "ms",
+                                 rep.cand[k].ms >= 0 ? json_real(rep.cand[k].ms) : json_null(),
+                                 "workspace", (json_int_t)rep.cand[k].workspace, "status",
+                                 rep.cand[k].status));
+        char shape[96];
+        json_array_append_new(
+            layers, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "layer", li.name, "op", li.op,
+                              "output", shape_format(&li.output, shape, sizeof shape), "mode",
+                              rep.mode, "chosen",
+                              rep.chosen >= 0 ? json_string(rep.cand[rep.chosen].name)
+                                              : json_null(),
+                              "candidates", cands));
+    }
+    return http_respond_json(r, MHD_HTTP_OK,
+                             json_pack("{s:s,s:s,s:i,s:o}", "model", m->name, "backend",
+                                       m->backend, "batch", batch, "layers", layers));
 }

@@ -61,17 +61,26 @@ enum MHD_Result api_v2_model_ready(request *r)
 
 /* /v2/health/ready (v2) and /readyz: ready when no model is loading, one at
  * least serves, and the server is not stopping. The body lists models that
- * failed, so an operator sees a degraded server at a glance. */
+ * failed and models whose device faults sent batches to the CPU, so an
+ * operator sees a degraded server at a glance. */
 enum MHD_Result api_v2_ready(request *r, bool v2)
 {
     server *s = r->srv;
     bool ready = model_repo_ready(&s->repo) && !atomic_load(&s->stopping);
-    json_t *failed = json_array();
-    for (int i = 0; i < s->repo.n; i++)
-        if (atomic_load(&s->repo.models[i].state) == MODEL_FAILED)
-            json_array_append_new(failed, json_string(s->repo.models[i].name));
-    json_t *body = json_pack("{s:b,s:b,s:o}", "ready", ready, "degraded",
-                             json_array_size(failed) > 0, "failed_models", failed);
+    json_t *failed = json_array(), *fell_back = json_array();
+    for (int i = 0; i < s->repo.n; i++) {
+        served_model *m = &s->repo.models[i];
+        int state = atomic_load(&m->state);
+        if (state == MODEL_FAILED)
+            json_array_append_new(failed, json_string(m->name));
+        else if (state == MODEL_READY && engine_fallback_count(m->engine) > 0)
+            json_array_append_new(fell_back, json_string(m->name));
+    }
+    /* degraded: a model failed to load, or its device failed and batches
+     * now run on the CPU fallback */
+    bool degraded = json_array_size(failed) > 0 || json_array_size(fell_back) > 0;
+    json_t *body = json_pack("{s:b,s:b,s:o,s:o}", "ready", ready, "degraded", degraded,
+                             "failed_models", failed, "cpu_fallback_models", fell_back);
     unsigned status = ready ? MHD_HTTP_OK : v2 ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE;
     return http_respond_json(r, status, body);
 }
@@ -182,13 +191,14 @@ enum MHD_Result api_v2_infer_start(request *r)
                                  (long long)items, m->name, m->cfg.max_queue_size);
         goto out;
     }
-    if (request_alloc_job(r, (int)items)) {
+    if (request_alloc_job(r, (int)items, false)) {
         ret = http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         goto out;
     }
     for (int k = 0; k < ni; k++) {
         int64_t want = batcher_input_elems(m->batcher, k) * items;
-        int64_t got = flatten(json_object_get(by_input[k], "data"), r->input_ptrs[k], want, 0, 0);
+        int64_t got = flatten(json_object_get(by_input[k], "data"), (float *)r->input_ptrs[k],
+                              want, 0, 0);
         if (got != want) {
             ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
                                      "input '%s': \"data\" must hold %lld numbers (flat or "

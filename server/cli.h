@@ -30,6 +30,7 @@ bool cli_parse_int(const char *s, int lo, int hi, int *out);
 /* Loads a model, printing the error and any backend note to stderr. */
 engine *cli_load(const char *model, const char *device, int threads, int max_batch,
                  const char *conv_algo);
+engine *cli_load_options(const char *model, const engine_options *opt);
 
 double cli_now_ms(void);
 /* Median of n values (sorts them). */

@@ -4,9 +4,9 @@
  *                 [--device D] [--threads T] [--json]
  *
  * Inputs are seeded pseudo-random values (real data and random data cost
- * the same in a CNN, unlike zeros). Each iteration times the whole forward
- * and each layer; the table shows per-layer medians and the forward's
- * median, which is the number to compare.
+ * the same in a CNN, unlike zeros). K plain runs time the whole forward;
+ * K more time each layer. The table shows per-layer medians and the
+ * forward's median, which is the number to compare.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -18,7 +18,9 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: visiond bench --model M.onnx --batch N --iters K [--warmup W]\n"
-                    "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n");
+                    "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n"
+                    "                     [--algos] [--conv-algo exhaustive|heuristic|NAME]\n"
+                    "                     [--algo-cache FILE] [--workspace-mb MB]\n");
 }
 
 static void fill_random(float *p, int64_t n, uint64_t *state)
@@ -37,11 +39,59 @@ static int64_t info_numel(const engine_tensor_info *t, int batch)
     return n;
 }
 
+/* Per convolution: every candidate algorithm's time, workspace and status,
+ * and the pick (the table the daemon serves at /v1/models/{name}/algorithms). */
+static void print_algos(engine *e, int batch)
+{
+    engine_error err = {0};
+    printf("\nconvolution algorithms at batch %d (* = chosen)\n", batch);
+    printf("%-40s %-10s %-24s %10s %12s  %s\n", "layer", "mode", "algorithm", "ms", "workspace",
+           "status");
+    for (int l = 0; l < engine_layer_count(e); l++) {
+        engine_algo_report rep;
+        engine_layer_summary li;
+        if (engine_layer_algos(e, batch, l, &rep, &err) || engine_layer_info(e, batch, l, &li, &err))
+            continue;
+        size_t len = strlen(li.name);
+        for (int k = 0; k < rep.n; k++) {
+            char ms[32] = "-";
+            if (rep.cand[k].ms >= 0)
+                snprintf(ms, sizeof ms, "%.4f", rep.cand[k].ms);
+            printf("%-40s %-10s %c%-23s %10s %12zu  %s\n", k ? "" : (len > 40 ? li.name + len - 40 : li.name),
+                   k ? "" : rep.mode, k == rep.chosen ? '*' : ' ', rep.cand[k].name, ms,
+                   rep.cand[k].workspace, rep.cand[k].status);
+        }
+    }
+}
+
+static json_t *algos_json(engine *e, int batch)
+{
+    engine_error err = {0};
+    json_t *arr = json_array();
+    for (int l = 0; l < engine_layer_count(e); l++) {
+        engine_algo_report rep;
+        engine_layer_summary li;
+        if (engine_layer_algos(e, batch, l, &rep, &err) || engine_layer_info(e, batch, l, &li, &err))
+            continue;
+        json_t *cands = json_array();
+        for (int k = 0; k < rep.n; k++)
+            json_array_append_new(cands, json_pack("{s:s,s:f,s:I,s:s}", "name", rep.cand[k].name,
+                                                   "ms", rep.cand[k].ms, "workspace",
+                                                   (json_int_t)rep.cand[k].workspace, "status",
+                                                   rep.cand[k].status));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:o}", "layer", li.name, "mode",
+                                             rep.mode, "chosen",
+                                             rep.chosen >= 0 ? rep.cand[rep.chosen].name : NULL,
+                                             "candidates", cands));
+    }
+    return arr;
+}
+
 int cli_bench(int argc, char **argv)
 {
-    const char *model = NULL, *device = "cpu", *algo = NULL;
-    int batch = 1, iters = 10, warmup = -1, threads = 0;
-    bool json = false, bad = false;
+    const char *model = NULL, *device = "cpu", *algo = NULL, *cache = NULL;
+    int batch = 1, iters = 10, warmup = -1, threads = 0, workspace_mb = 0;
+    bool json = false, bad = false, algos = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--model", &bad)))
@@ -58,8 +108,14 @@ int cli_bench(int argc, char **argv)
             bad = !cli_parse_int(v, 0, 1024, &threads);
         else if ((v = cli_opt(argc, argv, &i, "--conv-algo", &bad)))
             algo = v;
+        else if ((v = cli_opt(argc, argv, &i, "--algo-cache", &bad)))
+            cache = v;
+        else if ((v = cli_opt(argc, argv, &i, "--workspace-mb", &bad)))
+            bad = !cli_parse_int(v, 1, 1 << 20, &workspace_mb);
         else if (cli_flag(argv, i, "--json"))
             json = true;
+        else if (cli_flag(argv, i, "--algos"))
+            algos = true;
         else if (!bad) {
             fprintf(stderr, "visiond bench: unknown argument '%s'\n", argv[i]);
             bad = true;
@@ -71,7 +127,10 @@ int cli_bench(int argc, char **argv)
     }
     if (warmup < 0)
         warmup = iters / 10 > 2 ? iters / 10 : 2;
-    engine *e = cli_load(model, device, threads, batch, algo);
+    engine_options opt = {.device = device, .max_batch = batch, .threads = threads,
+                          .conv_algo = algo, .algo_cache = cache,
+                          .workspace_limit = (size_t)workspace_mb << 20};
+    engine *e = cli_load_options(model, &opt);
     if (!e)
         return EXIT_MODEL;
     if (!engine_batch_is_dynamic(e) && batch != engine_max_batch(e)) {
@@ -108,13 +167,19 @@ int cli_bench(int argc, char **argv)
     for (int w = 0; w < warmup; w++)
         if (engine_run(e, batch, (const float *const *)in, out, &err))
             goto fail;
+    /* The forward's time comes from plain runs: timing each layer means
+     * waiting for each one (a device sync per layer), which the layer table's
+     * own runs, after these, pay for. */
     for (int it = 0; it < iters; it++) {
         double t0 = cli_now_ms();
-        if (engine_run_profiled(e, batch, (const float *const *)in, out,
-                                layer_ms + (size_t)it * (size_t)layers, &err))
+        if (engine_run(e, batch, (const float *const *)in, out, &err))
             goto fail;
         total_ms[it] = cli_now_ms() - t0;
     }
+    for (int it = 0; it < iters; it++)
+        if (engine_run_profiled(e, batch, (const float *const *)in, out,
+                                layer_ms + (size_t)it * (size_t)layers, &err))
+            goto fail;
     engine_model_summary mi;
     if (engine_model_info(e, batch, &mi, &err))
         goto fail;
@@ -162,6 +227,8 @@ int cli_bench(int argc, char **argv)
             json_array_append_new(arr, o);
         }
         json_object_set_new(root, "layers", arr);
+        if (algos)
+            json_object_set_new(root, "algorithms", algos_json(e, batch));
         char *s = json_dumps(root, JSON_INDENT(1));
         if (s)
             printf("%s\n", s);
@@ -184,6 +251,8 @@ int cli_bench(int argc, char **argv)
         }
         printf("forward: median %.3f ms, mean %.3f ms, min %.3f ms; %.1f images/s; %.1f GFLOP/s\n",
                median, mean, min, batch * 1e3 / median, gflops);
+        if (algos)
+            print_algos(e, batch);
     }
     free(lmed);
     goto out;

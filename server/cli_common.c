@@ -45,9 +45,14 @@ engine *cli_load(const char *model, const char *device, int threads, int max_bat
 {
     engine_options opt = {.device = device, .max_batch = max_batch, .threads = threads,
                           .conv_algo = conv_algo};
+    return cli_load_options(model, &opt);
+}
+
+engine *cli_load_options(const char *model, const engine_options *opt)
+{
     engine_error err = {0};
     engine *e = NULL;
-    if (engine_load(model, &opt, &e, &err) != ENGINE_OK) {
+    if (engine_load(model, opt, &e, &err) != ENGINE_OK) {
         fprintf(stderr, "visiond: %s\n", err.message);
         return NULL;
     }

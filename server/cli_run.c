@@ -19,12 +19,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: visiond run --model M.onnx --input X.npy [--input NAME=X2.npy ...]\n"
                     "                   --output Y.npy [--output Y2.npy ...] [--device auto|cpu|"
-                    "cuda[:N]] [--threads N]\n");
+                    "cuda[:N]] [--threads N]\n"
+                    "                   [--conv-algo exhaustive|heuristic|NAME]\n");
 }
 
 int cli_run(int argc, char **argv)
 {
-    const char *model = NULL, *device = "cpu", *inputs[MAX_FILES], *outputs[MAX_FILES];
+    const char *model = NULL, *device = "cpu", *algo = NULL, *inputs[MAX_FILES],
+               *outputs[MAX_FILES];
     int n_in = 0, n_out = 0, threads = 0;
     bool bad = false;
     for (int i = 0; i < argc && !bad; i++) {
@@ -39,6 +41,8 @@ int cli_run(int argc, char **argv)
             device = v;
         else if ((v = cli_opt(argc, argv, &i, "--threads", &bad)))
             bad = !cli_parse_int(v, 0, 1024, &threads);
+        else if ((v = cli_opt(argc, argv, &i, "--conv-algo", &bad)))
+            algo = v;
         else if (!bad) {
             fprintf(stderr, "visiond run: unknown argument '%s'\n", argv[i]);
             bad = true;
@@ -79,7 +83,7 @@ int cli_run(int argc, char **argv)
     }
     int64_t first_dim = arrays[0].shape.rank > 0 ? arrays[0].shape.dim[0] : 1;
     int batch = first_dim > 4096 ? 4096 : first_dim < 1 ? 1 : (int)first_dim;
-    if (!(e = cli_load(model, device, threads, batch, NULL))) {
+    if (!(e = cli_load(model, device, threads, batch, algo))) {
         rc = EXIT_MODEL;
         goto out;
     }

@@ -19,6 +19,9 @@ void server_config_defaults(server_config *c)
     c->max_body_bytes = 16u << 20;
     c->max_image_pixels = 50000000;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->conv_algo, sizeof c->conv_algo, "auto");
+    c->workspace_mb = 256;
+    snprintf(c->image_transfer, sizeof c->image_transfer, "auto");
 }
 
 int server_config_set_listen(server_config *c, const char *listen, char *err, size_t errlen)
@@ -104,6 +107,31 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
                 snprintf(sub, sizeof sub, "'log_level' must be error, warn, info or debug");
                 goto out;
             }
+        } else if (strcmp(key, "conv_algo") == 0) {
+            if (get_string(v, key, c->conv_algo, sizeof c->conv_algo, sub, sizeof sub))
+                goto out;
+        } else if (strcmp(key, "algo_cache") == 0) {
+            if (!json_is_string(v) || json_string_length(v) >= sizeof c->algo_cache) {
+                snprintf(sub, sizeof sub, "'algo_cache' must be a path (\"\" for none)");
+                goto out;
+            }
+            snprintf(c->algo_cache, sizeof c->algo_cache, "%s", json_string_value(v));
+        } else if (strcmp(key, "image_transfer") == 0) {
+            if (get_string(v, key, c->image_transfer, sizeof c->image_transfer, sub, sizeof sub))
+                goto out;
+            if (strcmp(c->image_transfer, "auto") && strcmp(c->image_transfer, "bytes") &&
+                strcmp(c->image_transfer, "floats")) {
+                snprintf(sub, sizeof sub, "'image_transfer' must be auto, bytes or floats");
+                goto out;
+            }
+        } else if (strcmp(key, "workspace_mb") == 0) {
+            if (get_int(v, key, 1, 1 << 20, &n, sub, sizeof sub))
+                goto out;
+            c->workspace_mb = (int)n;
+        } else if (strcmp(key, "inject_faults") == 0) {
+            if (get_int(v, key, 0, 1 << 30, &n, sub, sizeof sub))
+                goto out;
+            c->inject_faults = (int)n;
         } else if (strcmp(key, "threads") == 0) {
             if (get_int(v, key, 0, 1024, &n, sub, sizeof sub))
                 goto out;

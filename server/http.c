@@ -148,6 +148,8 @@ static route_id route_of(const char *url, char *model, size_t n)
         p = url + 10;
         if (segment(&p, model, n) && strcmp(p, "/classify") == 0)
             return ROUTE_CLASSIFY;
+        if (model[0] && strcmp(p, "/algorithms") == 0)
+            return ROUTE_V1_ALGORITHMS;
         return ROUTE_NONE;
     }
     if (strncmp(url, "/v2/models/", 10) == 0) {
@@ -176,7 +178,8 @@ static const char *endpoint_label(route_id r)
     switch (r) {
     case ROUTE_CLASSIFY: return "classify";
     case ROUTE_V2_INFER: return "infer";
-    case ROUTE_V1_MODELS: case ROUTE_V2_SERVER: case ROUTE_V2_MODEL: return "metadata";
+    case ROUTE_V1_MODELS: case ROUTE_V2_SERVER: case ROUTE_V2_MODEL: case ROUTE_V1_ALGORITHMS:
+        return "metadata";
     case ROUTE_METRICS: return "metrics";
     case ROUTE_HEALTHZ: case ROUTE_READYZ: case ROUTE_V2_LIVE: case ROUTE_V2_READY:
     case ROUTE_V2_MODEL_READY: return "health";
@@ -333,6 +336,7 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
     switch (r->route) {
     case ROUTE_METRICS: return api_metrics(r);
     case ROUTE_V1_MODELS: return api_v1_models(r);
+    case ROUTE_V1_ALGORITHMS: return api_v1_algorithms(r);
     case ROUTE_V2_SERVER: return api_v2_server(r);
     case ROUTE_V2_MODEL: return api_v2_model(r);
     case ROUTE_V2_MODEL_READY: return api_v2_model_ready(r);
@@ -418,7 +422,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* --- jobs --- */
 
-int request_alloc_job(request *r, int n_items)
+int request_alloc_job(request *r, int n_items, bool u8)
 {
     batcher *b = r->model->batcher;
     engine *e = r->model->engine;
@@ -426,26 +430,29 @@ int request_alloc_job(request *r, int n_items)
     if (ni > 8 || no > 8)
         return -1;
     size_t in_total = 0, out_total = 0;
-    for (int k = 0; k < ni; k++)
-        in_total += (size_t)batcher_input_elems(b, k) * (size_t)n_items;
+    size_t in_size[8];
+    for (int k = 0; k < ni; k++) {
+        in_size[k] = k == 0 && u8 ? 1 : sizeof(float);
+        in_total += (size_t)batcher_input_elems(b, k) * in_size[k] * (size_t)n_items;
+    }
     for (int k = 0; k < no; k++)
         out_total += (size_t)batcher_output_elems(b, k) * batcher_output_elem_size(b, k) *
                      (size_t)n_items;
-    r->input_mem = malloc(in_total * sizeof(float) + 64);
+    r->input_mem = malloc(in_total + 64 * (size_t)(ni + 1));
     r->output_mem = malloc(out_total + 64);
     if (!r->input_mem || !r->output_mem)
         return -1;
-    float *ip = r->input_mem;
-    char *op = r->output_mem;
+    char *ip = r->input_mem, *op = r->output_mem;
     for (int k = 0; k < ni; k++) {
         r->input_ptrs[k] = ip;
-        ip += (size_t)batcher_input_elems(b, k) * (size_t)n_items;
+        ip += ((size_t)batcher_input_elems(b, k) * in_size[k] * (size_t)n_items + 63) & ~(size_t)63;
     }
     for (int k = 0; k < no; k++) {
         r->output_ptrs[k] = op;
         op += (size_t)batcher_output_elems(b, k) * batcher_output_elem_size(b, k) * (size_t)n_items;
     }
     r->job.n_items = n_items;
+    r->job.u8 = u8;
     r->job.inputs = r->input_ptrs;
     r->job.outputs = r->output_ptrs;
     return 0;

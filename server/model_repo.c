@@ -121,7 +121,8 @@ static int load_labels(served_model *m, char *err, size_t errlen)
     return rc;
 }
 
-static int load_model(served_model *m, const model_load_options *o, char *err, size_t errlen)
+static int load_model(served_model *m, const model_load_options *o, bool *noted, char *err,
+                      size_t errlen)
 {
     char path[1200];
     bool found;
@@ -131,15 +132,20 @@ static int load_model(served_model *m, const model_load_options *o, char *err, s
         return -1;
     snprintf(path, sizeof path, "%s/model.onnx", m->dir);
     engine_options eo = {.device = o->device, .max_batch = m->cfg.max_batch_size,
-                         .threads = o->threads};
+                         .threads = o->threads, .conv_algo = o->conv_algo,
+                         .algo_cache = o->algo_cache && o->algo_cache[0] ? o->algo_cache : NULL,
+                         .workspace_limit = o->workspace_limit,
+                         .inject_faults = o->inject_faults};
     engine_error e = {0};
     if (engine_load(path, &eo, &m->engine, &e)) {
         snprintf(err, errlen, "%s", e.message);
         return -1;
     }
     snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
-    if (engine_backend_note(m->engine))
-        log_msg(LOG_INFO, "model %s: %s", m->name, engine_backend_note(m->engine));
+    if (engine_backend_note(m->engine) && !*noted) { /* the same for every model: say it once */
+        log_msg(LOG_INFO, "%s", engine_backend_note(m->engine));
+        *noted = true;
+    }
     engine_tensor_info in;
     engine_input_info(m->engine, 0, &in);
     m->image_input = engine_input_count(m->engine) == 1 && in.rank == 4 &&
@@ -158,7 +164,12 @@ static int load_model(served_model *m, const model_load_options *o, char *err, s
     }
     if (load_labels(m, err, errlen))
         return -1;
+    const char *transfer = o->image_transfer ? o->image_transfer : "auto";
+    m->u8_images = m->image_input &&
+                   (strcmp(transfer, "bytes") == 0 ||
+                    (strcmp(transfer, "auto") == 0 && engine_prefers_u8(m->engine)));
     batcher_config bc = {.max_batch_size = m->cfg.max_batch_size,
+                         .u8_images = m->image_input ? &m->cfg.pre : NULL,
                          .max_queue_delay_us = m->cfg.max_queue_delay_us,
                          .max_queue_size = m->cfg.max_queue_size,
                          .timeout_ms = m->cfg.timeout_ms,
@@ -177,17 +188,19 @@ static int load_model(served_model *m, const model_load_options *o, char *err, s
 
 void model_repo_load_all(model_repo *r, const model_load_options *o)
 {
+    bool noted = false;
     for (int i = 0; i < r->n; i++) {
         served_model *m = &r->models[i];
         char err[600] = "";
-        if (load_model(m, o, err, sizeof err)) {
+        if (load_model(m, o, &noted, err, sizeof err)) {
             snprintf(m->error, sizeof m->error, "%s", err);
             log_msg(LOG_ERROR, "model %s failed to load: %s", m->name, err);
             atomic_store(&m->state, MODEL_FAILED);
             continue;
         }
         log_msg(LOG_INFO, "model %s ready: %s, batches up to %d, %s", m->name,
-                m->image_input ? "images" : "tensors", batcher_max_batch(m->batcher), m->backend);
+                !m->image_input ? "tensors" : m->u8_images ? "images as bytes" : "images",
+                batcher_max_batch(m->batcher), m->backend);
         atomic_store(&m->state, MODEL_READY);
     }
 }

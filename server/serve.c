@@ -29,7 +29,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: visiond serve [--config FILE] [--listen HOST:PORT] [--models DIR]\n"
                     "                     [--device auto|cpu|cuda[:N]] [--threads N] "
-                    "[--log-level error|warn|info|debug]\n");
+                    "[--conv-algo A]\n"
+                    "                     [--log-level error|warn|info|debug]\n");
 }
 
 static int parse_flags(int argc, char **argv, server_config *c)
@@ -66,6 +67,8 @@ static int parse_flags(int argc, char **argv, server_config *c)
             snprintf(c->device, sizeof c->device, "%s", v);
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &bad))) {
             bad = !cli_parse_int(v, 0, 1024, &c->threads);
+        } else if ((v = cli_opt(argc, argv, &i, "--conv-algo", &bad))) {
+            snprintf(c->conv_algo, sizeof c->conv_algo, "%s", v);
         } else if ((v = cli_opt(argc, argv, &i, "--log-level", &bad))) {
             bad = log_level_parse(v) < 0;
             snprintf(c->log_level, sizeof c->log_level, "%s", v);
@@ -117,7 +120,14 @@ int cli_serve(int argc, char **argv)
     log_msg(LOG_INFO, "visiond %s listening on http://%s:%d (models from %s)", VISIOND_VERSION,
             s->cfg.host, s->port, s->cfg.models_dir);
     model_load_options lo = {.device = s->cfg.device, .threads = s->cfg.threads,
+                             .conv_algo = s->cfg.conv_algo, .algo_cache = s->cfg.algo_cache,
+                             .image_transfer = s->cfg.image_transfer,
+                             .workspace_limit = (size_t)s->cfg.workspace_mb << 20,
+                             .inject_faults = s->cfg.inject_faults,
                              .observe_batch = server_observe_batch};
+    if (s->cfg.inject_faults)
+        log_msg(LOG_WARN, "inject_faults: every %d-th batch fails on purpose (a testing aid)",
+                s->cfg.inject_faults);
     model_repo_load_all(&s->repo, &lo);
     int ready = 0;
     for (int i = 0; i < s->repo.n; i++)

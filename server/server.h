@@ -28,7 +28,7 @@
 typedef struct {
     metric *requests, *request_seconds, *queue_seconds, *preprocess_seconds, *inference_seconds;
     metric *batch_size, *queue_depth, *rejected, *timeouts, *model_ready, *backend_info;
-    metric *build_info, *inference_failures;
+    metric *build_info, *inference_failures, *fallbacks;
 } server_metrics;
 
 typedef struct server {
@@ -45,6 +45,7 @@ typedef enum {
     ROUTE_NONE = 0,
     ROUTE_CLASSIFY,
     ROUTE_V1_MODELS,
+    ROUTE_V1_ALGORITHMS,
     ROUTE_V2_SERVER,
     ROUTE_V2_LIVE,
     ROUTE_V2_READY,
@@ -83,9 +84,9 @@ typedef struct request {
     bool bad_multipart;
     /* the job */
     batch_job job;
-    float *input_mem;
+    void *input_mem;
     void *output_mem;
-    float *input_ptrs[8];
+    void *input_ptrs[8];
     void *output_ptrs[8];
     double preprocess_ms;
     int top_k;
@@ -110,6 +111,7 @@ int64_t http_now_ns(void);
 enum MHD_Result api_classify_start(request *r);
 enum MHD_Result api_classify_finish(request *r);
 enum MHD_Result api_v1_models(request *r);
+enum MHD_Result api_v1_algorithms(request *r);
 /* api_v2.c */
 enum MHD_Result api_v2_server(request *r);
 enum MHD_Result api_v2_model(request *r);
@@ -123,8 +125,9 @@ void server_metrics_init(void);
 const server_metrics *server_metrics_get(void);
 void server_observe_batch(void *model, int batch_size, double inference_ms);
 
-/* Allocates the job's input and output buffers for n items. */
-int request_alloc_job(request *r, int n_items);
+/* Allocates the job's input and output buffers for n items; with u8, input
+ * 0 holds 8-bit images (the model's u8_images path). */
+int request_alloc_job(request *r, int n_items, bool u8);
 /* JSON helpers */
 json_t *json_float(double v); /* null for NaN and infinities */
 

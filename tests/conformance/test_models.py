@@ -22,7 +22,7 @@ from make_models import BATCHES, MODELS  # noqa: E402
 @pytest.fixture(scope="session")
 def models_dir(build_dir):
     out = os.path.join(build_dir, "conformance")
-    subprocess.run(["/usr/bin/python3", os.path.join(HERE, "make_models.py"), out], check=True)
+    subprocess.run([sys.executable, os.path.join(HERE, "make_models.py"), out], check=True)
     return out
 
 

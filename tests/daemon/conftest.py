@@ -37,8 +37,8 @@ def imagenet_labels():
 
 def conformance_model(name):
     out = os.path.join(BUILD, "conformance")
-    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", "conformance",
-                                                     "make_models.py"), out, name], check=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "conformance",
+                                                 "make_models.py"), out, name], check=True)
     return os.path.join(out, name, "model.onnx")
 
 

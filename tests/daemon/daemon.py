@@ -15,6 +15,8 @@ import time
 
 from visiond_test import BIN
 
+DEVICE = os.environ.get("VISIOND_TEST_DEVICE", "cpu")
+
 
 class Daemon:
     def __init__(self, models_dir, extra_args=(), config=None, env=None):
@@ -28,8 +30,9 @@ class Daemon:
         self._reader = None
 
     def start(self, timeout=60, expect_ready=True):
+        # VISIOND_TEST_DEVICE runs the whole suite on another device (cuda on a GPU)
         args = [BIN, "serve", "--listen", "127.0.0.1:0", "--models", self.models_dir,
-                "--log-level", "debug", *self.extra_args]
+                "--device", DEVICE, "--log-level", "debug", *self.extra_args]
         if self.config:
             args += ["--config", self.config]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

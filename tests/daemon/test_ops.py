@@ -5,6 +5,7 @@ configuration errors."""
 import concurrent.futures as cf
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -13,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from daemon import Daemon
+from daemon import DEVICE, Daemon
 from visiond_test import BIN
 
 
@@ -38,6 +39,11 @@ def warm_up(d):
     assert d.classify("nosuchmodel", png)[0] == 404
 
 
+needs = lambda tool: pytest.mark.skipif(  # noqa: E731
+    shutil.which(tool) is None, reason=f"{tool} is not installed (make test installs it)")
+
+
+@needs("promtool")
 def test_metrics_pass_promtool(daemon):
     warm_up(daemon)
     status, hdrs, data = daemon.request("GET", "/metrics")
@@ -56,12 +62,14 @@ def test_metrics_pass_promtool(daemon):
                    'visiond_queue_depth{model="mnist"} 0',
                    'visiond_model_ready{model="mnist"} 1',
                    'visiond_model_ready{model="broken"} 0',
-                   'visiond_backend_info{model="mnist",backend="cpu"',
+                   f'visiond_backend_info{{model="mnist",backend="{DEVICE.split(":")[0]}"',
+                   'visiond_inference_fallbacks_total{model="mnist"} 0',
                    "process_resident_memory_bytes ", "process_cpu_seconds_total ",
                    "process_open_fds ", "process_start_time_seconds "]:
         assert series in text, series
 
 
+@needs("prometheus")
 def test_prometheus_scrapes_the_daemon(daemon, tmp_path):
     warm_up(daemon)
     port = free_port()
