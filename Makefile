@@ -109,7 +109,13 @@ $(CONFIG_STAMP):
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/gen/onnx.pb-c.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(KERNEL_OPT) -c $< -o $@
+
+# The CPU kernels and preprocessing get the full optimiser (vectorisation);
+# sanitizer builds keep -O1.
+ifneq ($(SAN),1)
+$(BUILD)/obj/cpu_fallback/%.o $(BUILD)/obj/engine/preproc.o: KERNEL_OPT := -O3
+endif
 
 $(BUILD)/obj/cuda/%.o: cuda/%.cu cuda/kernels.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)

@@ -7,26 +7,34 @@
  * nothing. A run walks the plan's steps in order.
  */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../engine/algo_cache.h"
 #include "cpu_kernels.h"
 
 typedef struct {
     int threads;
     char description[256];
+    char conv_algo[40];  /* "auto" (the rule), "exhaustive" (timed), or an algorithm */
+    algo_cache cache;
+    char cpu_model[96];
     char *arena;
     size_t arena_bytes;
     float *work;
     size_t work_floats;
+    const graph *g;
+    float **winograd_u;  /* per node: transformed filters, made when first chosen */
 } cpu_ctx;
 
 typedef struct {
     int n_steps;
-    cpu_conv_algo *algo; /* per step; meaningful for Conv steps */
+    cpu_conv_algo *algo;        /* per step; meaningful for Conv steps */
+    engine_algo_report *report; /* per step: how the choice was made */
 } cpu_prepared;
 
 static engine_status cpu_create(const backend_config *cfg, void **out, engine_error *err)
@@ -35,6 +43,31 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
     if (!c)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     c->threads = cfg && cfg->threads > 0 ? cfg->threads : omp_get_num_procs();
+    snprintf(c->conv_algo, sizeof c->conv_algo, "%s",
+             cfg && cfg->conv_algo && cfg->conv_algo[0] ? cfg->conv_algo : "auto");
+    if (strcmp(c->conv_algo, "auto") && strcmp(c->conv_algo, "exhaustive") &&
+        strcmp(c->conv_algo, "heuristic") && cpu_conv_algo_by_name(c->conv_algo) < 0) {
+        engine_status st = engine_fail(err, ENGINE_E_ARG,
+                                       "unknown convolution algorithm '%s' for the CPU (auto, "
+                                       "exhaustive, im2col_gemm, gemm_1x1, direct_depthwise, "
+                                       "winograd_f4x4)",
+                                       c->conv_algo);
+        free(c);
+        return st;
+    }
+    algo_cache_open(&c->cache, cfg ? cfg->algo_cache : NULL);
+    snprintf(c->cpu_model, sizeof c->cpu_model, "cpu");
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) { /* the cache key names the CPU the timings were taken on */
+        char line[256];
+        while (fgets(line, sizeof line, ci))
+            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+                snprintf(c->cpu_model, sizeof c->cpu_model, "%s", strchr(line, ':') + 2);
+                c->cpu_model[strcspn(c->cpu_model, "\n")] = 0;
+                break;
+            }
+        fclose(ci);
+    }
 #ifdef OPENBLAS_VERSION
     /* openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." */
     char version[32] = "?";
@@ -53,6 +86,10 @@ static void cpu_destroy(void *ctx)
     cpu_ctx *c = ctx;
     if (!c)
         return;
+    for (int i = 0; c->winograd_u && i < c->g->n_nodes; i++)
+        tensor_free(c->winograd_u[i]);
+    free(c->winograd_u);
+    algo_cache_close(&c->cache);
     tensor_free(c->arena);
     tensor_free(c->work);
     free(c);
@@ -71,7 +108,11 @@ static unsigned cpu_capabilities(void *ctx)
 
 static engine_status cpu_load_weights(void *ctx, const graph *g, engine_error *err)
 {
-    (void)ctx, (void)g, (void)err; /* weights are used in place from the graph */
+    cpu_ctx *c = ctx; /* weights are used in place; Winograd filters come at prepare */
+    c->g = g;
+    c->winograd_u = calloc((size_t)g->n_nodes + 1, sizeof *c->winograd_u);
+    if (!c->winograd_u)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     return ENGINE_OK;
 }
 
@@ -92,56 +133,210 @@ static void conv_shape_of(const plan *p, const plan_step *st, conv_shape *s)
     };
 }
 
+static engine_status grow_work(cpu_ctx *c, size_t floats, engine_error *err)
+{
+    if (floats <= c->work_floats && c->work)
+        return ENGINE_OK;
+    float *w = tensor_alloc(floats * sizeof(float));
+    if (!w)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory for a %zu-byte workspace",
+                           floats * sizeof(float));
+    tensor_free(c->work);
+    c->work = w;
+    c->work_floats = floats;
+    return ENGINE_OK;
+}
+
+/* The Winograd filters of a Conv node, transformed once for every plan. */
+static engine_status winograd_filters(cpu_ctx *c, const plan *p, const plan_step *st,
+                                      const conv_shape *s, engine_error *err)
+{
+    if (c->winograd_u[st->node])
+        return ENGINE_OK;
+    const graph_node *n = &p->g->nodes[st->node];
+    float *u = tensor_alloc(sizeof(float) * 36 * (size_t)(s->m * s->c));
+    if (!u)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory for Winograd filters");
+    cpu_winograd_filters(p->values[n->inputs[1]].data, s->m, s->c, u);
+    c->winograd_u[st->node] = u;
+    return ENGINE_OK;
+}
+
+static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *const *inputs);
+
+static void conv_buffers_of(cpu_ctx *c, const plan *p, const plan_step *st, conv_buffers *b)
+{
+    const graph_node *n = &p->g->nodes[st->node];
+    *b = (conv_buffers){value_ptr(c, p, n->inputs[0], NULL), value_ptr(c, p, n->inputs[1], NULL),
+                        n->n_inputs > 2 ? value_ptr(c, p, n->inputs[2], NULL) : NULL,
+                        value_ptr(c, p, n->outputs[0], NULL), c->work,
+                        c->winograd_u[st->node], NULL};
+}
+
+static double now_ms(void);
+
+/* Times one algorithm on a layer: the median of three runs after one. The
+ * arena stands in for the activations (their values do not change the time;
+ * graph inputs are read from a zeroed stand-in). */
+static engine_status time_algo(cpu_ctx *c, const plan *p, const plan_step *st,
+                               const conv_shape *s, cpu_conv_algo a, double *ms,
+                               engine_error *err)
+{
+    engine_status rc;
+    if ((rc = grow_work(c, cpu_conv_workspace(a, s, c->threads), err)))
+        return rc;
+    if (a == CPU_CONV_WINOGRAD && (rc = winograd_filters(c, p, st, s, err)))
+        return rc;
+    conv_buffers b;
+    conv_buffers_of(c, p, st, &b);
+    const graph_node *n = &p->g->nodes[st->node];
+    float *stand_in = NULL;
+    if (p->values[n->inputs[0]].storage == STORE_INPUT) {
+        stand_in = calloc((size_t)(s->n * s->c * s->h * s->w) + 1, sizeof(float));
+        if (!stand_in)
+            return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+        b.x = stand_in;
+    }
+    double t[3];
+    omp_set_num_threads(c->threads);
+    for (int i = 0; i < 4; i++) {
+        double t0 = now_ms();
+        cpu_conv_run(a, s, &b);
+        if (i)
+            t[i - 1] = now_ms() - t0;
+    }
+    free(stand_in);
+    double lo = fmin(t[0], fmin(t[1], t[2])), hi = fmax(t[0], fmax(t[1], t[2]));
+    *ms = t[0] + t[1] + t[2] - lo - hi;
+    return ENGINE_OK;
+}
+
+static void cache_key(const cpu_ctx *c, const conv_shape *s, char *key, size_t n)
+{
+    snprintf(key, n,
+             "%s|threads%d|n%lld c%lld h%lld w%lld|m%lld k%lldx%lld|s%lld,%lld|d%lld,%lld|"
+             "p%lld,%lld|g%lld",
+             c->cpu_model, c->threads, (long long)s->n, (long long)s->c, (long long)s->h,
+             (long long)s->w, (long long)s->m, (long long)s->kh, (long long)s->kw,
+             (long long)s->sh, (long long)s->sw, (long long)s->dh, (long long)s->dw,
+             (long long)s->ph, (long long)s->pw, (long long)s->group);
+}
+
+/* Picks a layer's algorithm: by rule ("auto"), as forced, from the cache,
+ * or by timing every one that applies ("exhaustive"). */
+static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, int i,
+                                 engine_error *err)
+{
+    const plan_step *st = &p->steps[i];
+    conv_shape s;
+    conv_shape_of(p, st, &s);
+    engine_algo_report *r = &pr->report[i];
+    r->n = 0;
+    double ms[CPU_CONV_ALGO_COUNT];
+    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++)
+        ms[a] = -1;
+    int forced = cpu_conv_algo_by_name(c->conv_algo);
+    char key[320];
+    cache_key(c, &s, key, sizeof key);
+    const algo_entry *hit = algo_cache_find(&c->cache, key);
+    int chosen;
+    if (forced >= 0 && cpu_conv_supports((cpu_conv_algo)forced, &s)) {
+        chosen = forced;
+        snprintf(r->mode, sizeof r->mode, "forced");
+    } else if (strcmp(c->conv_algo, "exhaustive") == 0 && hit &&
+               cpu_conv_algo_by_name(hit->algo) >= 0 &&
+               cpu_conv_supports((cpu_conv_algo)cpu_conv_algo_by_name(hit->algo), &s)) {
+        chosen = cpu_conv_algo_by_name(hit->algo);
+        ms[chosen] = hit->ms;
+        snprintf(r->mode, sizeof r->mode, "cached");
+    } else if (strcmp(c->conv_algo, "exhaustive") == 0) {
+        chosen = -1;
+        for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
+            if (!cpu_conv_supports((cpu_conv_algo)a, &s))
+                continue;
+            engine_status rc = time_algo(c, p, st, &s, (cpu_conv_algo)a, &ms[a], err);
+            if (rc)
+                return rc;
+            if (chosen < 0 || ms[a] < ms[chosen])
+                chosen = a;
+        }
+        snprintf(r->mode, sizeof r->mode, "exhaustive");
+        algo_cache_put(&c->cache, key, cpu_conv_algo_name((cpu_conv_algo)chosen),
+                       cpu_conv_workspace((cpu_conv_algo)chosen, &s, c->threads) * sizeof(float),
+                       ms[chosen]);
+    } else {
+        chosen = cpu_conv_choose(&s);
+        snprintf(r->mode, sizeof r->mode, forced >= 0 ? "rule (forced n/a)" : "rule");
+    }
+    pr->algo[i] = (cpu_conv_algo)chosen;
+    r->chosen = -1;
+    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
+        engine_algo_candidate *cand = &r->cand[r->n];
+        snprintf(cand->name, sizeof cand->name, "%s", cpu_conv_algo_name((cpu_conv_algo)a));
+        cand->ms = ms[a];
+        cand->workspace = cpu_conv_workspace((cpu_conv_algo)a, &s, c->threads) * sizeof(float);
+        snprintf(cand->status, sizeof cand->status, "%s",
+                 cpu_conv_supports((cpu_conv_algo)a, &s) ? "ok" : "not applicable");
+        if (a == chosen)
+            r->chosen = r->n;
+        r->n++;
+    }
+    engine_status rc = grow_work(c, cpu_conv_workspace((cpu_conv_algo)chosen, &s, c->threads),
+                                 err);
+    if (!rc && chosen == CPU_CONV_WINOGRAD)
+        rc = winograd_filters(c, p, st, &s, err);
+    return rc;
+}
+
 static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_error *err)
 {
     cpu_ctx *c = ctx;
     cpu_prepared *pr = calloc(1, sizeof *pr);
-    if (!pr || !(pr->algo = calloc((size_t)p->n_steps + 1, sizeof *pr->algo))) {
+    if (!pr || !(pr->algo = calloc((size_t)p->n_steps + 1, sizeof *pr->algo)) ||
+        !(pr->report = calloc((size_t)p->n_steps + 1, sizeof *pr->report))) {
+        if (pr)
+            free(pr->algo);
         free(pr);
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     }
     pr->n_steps = p->n_steps;
-    size_t work = 0;
-    for (int i = 0; i < p->n_steps; i++) {
-        if (p->g->nodes[p->steps[i].node].op != OP_CONV)
-            continue;
-        conv_shape s;
-        conv_shape_of(p, &p->steps[i], &s);
-        pr->algo[i] = cpu_conv_choose(&s);
-        size_t need = cpu_conv_workspace(pr->algo[i], &s);
-        work = need > work ? need : work;
-    }
-    if (work > c->work_floats) {
-        float *w = tensor_alloc(work * sizeof(float));
-        if (!w)
-            goto nomem;
-        tensor_free(c->work);
-        c->work = w;
-        c->work_floats = work;
-    }
+    /* the arena first: timing runs layers in it */
     if (!c->arena || p->arena_bytes > c->arena_bytes) {
         char *a = tensor_alloc(p->arena_bytes); /* never NULL for 0 bytes */
-        if (!a)
-            goto nomem;
+        if (!a) {
+            free(pr->algo);
+            free(pr->report);
+            free(pr);
+            return engine_fail(err, ENGINE_E_NOMEM, "out of memory preparing batch %d (%zu bytes)",
+                               p->batch, p->arena_bytes);
+        }
         tensor_free(c->arena);
         c->arena = a;
         c->arena_bytes = p->arena_bytes;
     }
+    for (int i = 0; i < p->n_steps; i++) {
+        if (p->g->nodes[p->steps[i].node].op != OP_CONV)
+            continue;
+        engine_status st = choose_algo(c, pr, p, i, err);
+        if (st) {
+            free(pr->algo);
+            free(pr->report);
+            free(pr);
+            return st;
+        }
+    }
     *out = pr;
     return ENGINE_OK;
-nomem:
-    free(pr->algo);
-    free(pr);
-    return engine_fail(err, ENGINE_E_NOMEM, "out of memory preparing batch %d (%zu bytes)",
-                       p->batch, p->arena_bytes);
 }
 
 static void cpu_release(void *ctx, void *prepared)
 {
     (void)ctx;
     cpu_prepared *pr = prepared;
-    if (pr)
+    if (pr) {
         free(pr->algo);
+        free(pr->report);
+    }
     free(pr);
 }
 
@@ -151,7 +346,7 @@ static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *cons
         return NULL;
     const plan_value *pv = &p->values[v];
     switch (pv->storage) {
-    case STORE_INPUT: return (void *)inputs[pv->input_index];
+    case STORE_INPUT: return inputs ? (void *)inputs[pv->input_index] : NULL;
     case STORE_CONST: return (void *)pv->data;
     case STORE_ARENA: return c->arena + pv->offset;
     default: return NULL;
@@ -180,7 +375,8 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
     case OP_CONV: {
         conv_shape s;
         conv_shape_of(p, st, &s);
-        conv_buffers b = {IN(0), IN(1), n->n_inputs > 2 ? IN(2) : NULL, OUT(0), c->work};
+        conv_buffers b = {IN(0), IN(1), n->n_inputs > 2 ? IN(2) : NULL, OUT(0), c->work,
+                          c->winograd_u[st->node], n->n_inputs > 3 ? IN(3) : NULL};
         cpu_conv_run(pr->algo[i], &s, &b);
         break;
     }
@@ -325,8 +521,6 @@ static engine_status cpu_run(void *ctx, void *prepared, const plan *p, const flo
     return ENGINE_OK;
 }
 
-/* The CPU picks its convolution algorithm by rule (cpu_conv_choose); the
- * report lists every algorithm with whether it applies. */
 static bool cpu_algo_report(void *ctx, void *prepared, const plan *p, int step,
                             engine_algo_report *out)
 {
@@ -334,22 +528,7 @@ static bool cpu_algo_report(void *ctx, void *prepared, const plan *p, int step,
     const cpu_prepared *pr = prepared;
     if (p->g->nodes[p->steps[step].node].op != OP_CONV)
         return false;
-    conv_shape s;
-    conv_shape_of(p, &p->steps[step], &s);
-    snprintf(out->mode, sizeof out->mode, "rule");
-    out->n = 0;
-    out->chosen = -1;
-    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
-        engine_algo_candidate *c = &out->cand[out->n];
-        snprintf(c->name, sizeof c->name, "%s", cpu_conv_algo_name((cpu_conv_algo)a));
-        c->ms = -1;
-        c->workspace = cpu_conv_workspace((cpu_conv_algo)a, &s) * sizeof(float);
-        snprintf(c->status, sizeof c->status, "%s",
-                 cpu_conv_supports((cpu_conv_algo)a, &s) ? "ok" : "not applicable");
-        if (a == (int)pr->algo[step])
-            out->chosen = out->n;
-        out->n++;
-    }
+    *out = pr->report[step];
     return true;
 }
 

@@ -1,5 +1,6 @@
 /* Kernels of the CPU backend, one family per file:
  *   cpu_conv.c     convolution: im2col + GEMM, 1x1 as plain GEMM, direct depthwise
+ *   cpu_winograd.c convolution: Winograd F(4x4, 3x3)
  *   cpu_gemm.c     Gemm and MatMul on CBLAS
  *   cpu_pool.c     max/average pooling, global pooling
  *   cpu_eltwise.c  activations, broadcasting arithmetic, batch norm, softmax, LRN, ReduceMean
@@ -15,12 +16,26 @@
 
 #include "../engine/backend.h"
 
+/* Hot loops are compiled three times on x86-64, for AVX-512, AVX2 and the
+ * baseline, and the loader picks the best the CPU has (GCC's target_clones,
+ * through an ifunc). Elsewhere (ARM, clang) they are plain C the compiler
+ * vectorises for the target it was given (NEON with -mfpu=neon).
+ * OpenMP outlines parallel loop bodies into functions of their own that
+ * would not inherit the attribute, so multiversioned code lives in helpers
+ * called from inside those loops. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define CPU_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_MULTIVERSION
+#endif
+
 /* --- convolution --- */
 
 typedef enum {
     CPU_CONV_IM2COL = 0, /* im2col then one SGEMM per image and group */
     CPU_CONV_1X1,        /* 1x1, stride 1, no pad: the input already is the GEMM operand */
     CPU_CONV_DEPTHWISE,  /* one input channel per group: direct sliding window */
+    CPU_CONV_WINOGRAD,   /* 3x3 stride 1: Winograd F(4x4, 3x3), 36 batched GEMMs */
     CPU_CONV_ALGO_COUNT
 } cpu_conv_algo;
 
@@ -38,16 +53,43 @@ typedef struct {
     const float *x, *weights, *bias; /* bias may be NULL */
     float *y;
     float *work;                     /* cpu_conv_workspace() floats */
+    const float *winograd_u;         /* CPU_CONV_WINOGRAD: cpu_winograd_filters() output */
+    const float *residual;           /* a fused residual Add (shaped like y), or NULL */
 } conv_buffers;
 
 bool cpu_conv_supports(cpu_conv_algo a, const conv_shape *s);
 cpu_conv_algo cpu_conv_choose(const conv_shape *s);
-size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s);
+/* Floats of scratch the algorithm needs for this layer with `threads` threads. */
+size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s, int threads);
 void cpu_conv_run(cpu_conv_algo a, const conv_shape *s, const conv_buffers *b);
+/* by name, as the conv_algo option spells them; -1 when unknown */
+int cpu_conv_algo_by_name(const char *name);
 
-/* y[ch][i] = act(y[ch][i] + bias[ch]) over `channels` rows of `spatial`. */
+/* --- Winograd F(4x4, 3x3), cpu_winograd.c --- */
+
+bool cpu_winograd_applies(const conv_shape *s);
+/* w: K x C x 3 x 3 -> u: 36 x K x C */
+void cpu_winograd_filters(const float *w, int64_t k, int64_t c, float *u);
+size_t cpu_winograd_workspace(const conv_shape *s, int threads);
+void cpu_winograd_run(const conv_shape *s, const conv_buffers *b, const float *u);
+
+/* The fused activation, inline for per-element use in kernels. */
+static inline float cpu_act(const act_params *a, float x)
+{
+    switch (a->kind) {
+    case ACT_NONE: return x;
+    case ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case ACT_CLIP: return x < a->alpha ? a->alpha : x > a->beta ? a->beta : x;
+    default: return act_apply(a, x);
+    }
+}
+
+/* row[i] = act(row[i] + bias + residual[i]), the epilogue of one output
+ * channel; residual may be NULL. */
+void cpu_act_row(float *row, int64_t n, float bias, const float *residual, const act_params *act);
+/* The same over `channels` rows of `spatial`, bias[ch] per row. */
 void cpu_bias_act(float *y, int64_t channels, int64_t spatial, const float *bias,
-                  const act_params *act);
+                  const float *residual, const act_params *act);
 
 /* --- GEMM --- */
 

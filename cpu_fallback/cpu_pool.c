@@ -1,78 +1,121 @@
 /* Max and average pooling over (N*C) planes, and global pooling.
  *
+ * A window reduces in two passes per output row: first down the window's
+ * valid input rows (an element-wise max or sum of whole rows, which the
+ * compiler vectorises), then across each output's valid columns of that
+ * row. Bounds are worked out per row and per column once, not per tap.
+ *
  * Average pooling follows ONNX (and PyTorch): with count_include_pad the
  * divisor counts padding cells but not the cells a ceil_mode window hangs
  * past the padded input; without it, only cells inside the input count.
  */
 #include <float.h>
+#include <stdlib.h>
 
 #include "cpu_kernels.h"
 
+/* Taps k of a window starting at `start` with step `dil` that land in [0, size). */
+static void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t size, int64_t *lo,
+                       int64_t *hi)
+{
+    int64_t a = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    int64_t b = size - 1 - start >= 0 ? (size - 1 - start) / dil + 1 : 0;
+    *lo = a;
+    *hi = b < k ? b : k;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* Taps within the padded extent [-pad_begin, size + pad_end). */
+static int64_t padded_taps(int64_t start, int64_t dil, int64_t k, int64_t size, int64_t pad_end)
+{
+    int64_t end = start + (k - 1) * dil + 1, limit = size + pad_end;
+    if (end > limit)
+        end = limit;
+    return end > start ? (end - start + dil - 1) / dil : 0;
+}
+
+static void pool(const float *x, float *y, const pool_shape *s, bool is_max)
+{
+    int64_t planes = s->nc;
+    /* per output column: first valid tap, tap count, and the average's divisor share */
+    int64_t *cols = malloc(sizeof(int64_t) * 3 * (size_t)(s->ow > 0 ? s->ow : 1));
+    if (!cols)
+        return;
+    for (int64_t ox = 0; ox < s->ow; ox++) {
+        int64_t x0 = ox * s->sw - s->pw, xlo, xhi;
+        valid_taps(x0, s->dw, s->kw, s->w, &xlo, &xhi);
+        cols[3 * ox] = x0 + xlo * s->dw;
+        cols[3 * ox + 1] = xhi - xlo;
+        cols[3 * ox + 2] = s->count_include_pad ? padded_taps(x0, s->dw, s->kw, s->w, s->pe_w)
+                                                : xhi - xlo;
+    }
+#pragma omp parallel
+    {
+        float *row = malloc(sizeof(float) * (size_t)(s->w > 0 ? s->w : 1));
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            const float *xp = x + p * s->h * s->w;
+            float *yp = y + p * s->oh * s->ow;
+            for (int64_t oy = 0; oy < s->oh; oy++) {
+                int64_t y0 = oy * s->sh - s->ph, ylo, yhi;
+                valid_taps(y0, s->dh, s->kh, s->h, &ylo, &yhi);
+                float *out = yp + oy * s->ow;
+                if (!row || ylo >= yhi) { /* a window entirely in the padding */
+                    for (int64_t ox = 0; ox < s->ow; ox++)
+                        out[ox] = 0.0f;
+                    continue;
+                }
+                const float *r0 = xp + (y0 + ylo * s->dh) * s->w;
+                for (int64_t i = 0; i < s->w; i++)
+                    row[i] = r0[i];
+                for (int64_t ky = ylo + 1; ky < yhi; ky++) {
+                    const float *r = xp + (y0 + ky * s->dh) * s->w;
+                    if (is_max)
+                        for (int64_t i = 0; i < s->w; i++)
+                            row[i] = r[i] > row[i] ? r[i] : row[i];
+                    else
+                        for (int64_t i = 0; i < s->w; i++)
+                            row[i] += r[i];
+                }
+                int64_t rows = yhi - ylo;
+                int64_t prow = s->count_include_pad
+                                   ? padded_taps(y0, s->dh, s->kh, s->h, s->pe_h)
+                                   : rows;
+                int64_t dw = s->dw;
+                for (int64_t ox = 0; ox < s->ow; ox++) {
+                    int64_t n = cols[3 * ox + 1];
+                    if (n <= 0) {
+                        out[ox] = 0.0f;
+                        continue;
+                    }
+                    const float *c = row + cols[3 * ox];
+                    float acc = c[0];
+                    if (is_max) {
+                        for (int64_t k = 1; k < n; k++)
+                            acc = c[k * dw] > acc ? c[k * dw] : acc;
+                    } else {
+                        for (int64_t k = 1; k < n; k++)
+                            acc += c[k * dw];
+                        acc /= (float)(prow * cols[3 * ox + 2]);
+                    }
+                    out[ox] = acc;
+                }
+            }
+        }
+        free(row);
+    }
+    free(cols);
+}
+
 void cpu_maxpool(const float *x, float *y, const pool_shape *s)
 {
-#pragma omp parallel for schedule(static) if (s->nc * s->oh * s->ow > 16384)
-    for (int64_t p = 0; p < s->nc; p++) {
-        const float *xp = x + p * s->h * s->w;
-        float *yp = y + p * s->oh * s->ow;
-        for (int64_t oy = 0; oy < s->oh; oy++)
-            for (int64_t ox = 0; ox < s->ow; ox++) {
-                float best = -FLT_MAX;
-                bool any = false;
-                for (int64_t ky = 0; ky < s->kh; ky++) {
-                    int64_t iy = oy * s->sh - s->ph + ky * s->dh;
-                    if (iy < 0 || iy >= s->h)
-                        continue;
-                    for (int64_t kx = 0; kx < s->kw; kx++) {
-                        int64_t ix = ox * s->sw - s->pw + kx * s->dw;
-                        if (ix < 0 || ix >= s->w)
-                            continue;
-                        float v = xp[iy * s->w + ix];
-                        if (!any || v > best || v != v)
-                            best = v;
-                        any = true;
-                    }
-                }
-                yp[oy * s->ow + ox] = any ? best : 0.0f;
-            }
-    }
+    pool(x, y, s, true);
 }
 
 void cpu_avgpool(const float *x, float *y, const pool_shape *s)
 {
-#pragma omp parallel for schedule(static) if (s->nc * s->oh * s->ow > 16384)
-    for (int64_t p = 0; p < s->nc; p++) {
-        const float *xp = x + p * s->h * s->w;
-        float *yp = y + p * s->oh * s->ow;
-        for (int64_t oy = 0; oy < s->oh; oy++) {
-            int64_t y0 = oy * s->sh - s->ph, y1 = y0 + (s->kh - 1) * s->dh + 1;
-            int64_t y1p = y1 < s->h + s->pe_h ? y1 : s->h + s->pe_h;
-            for (int64_t ox = 0; ox < s->ow; ox++) {
-                int64_t x0 = ox * s->sw - s->pw, x1 = x0 + (s->kw - 1) * s->dw + 1;
-                int64_t x1p = x1 < s->w + s->pe_w ? x1 : s->w + s->pe_w;
-                float sum = 0.0f;
-                int64_t count = 0;
-                for (int64_t iy = y0; iy < y1; iy += s->dh) {
-                    if (iy < 0 || iy >= s->h)
-                        continue;
-                    for (int64_t ix = x0; ix < x1; ix += s->dw) {
-                        if (ix < 0 || ix >= s->w)
-                            continue;
-                        sum += xp[iy * s->w + ix];
-                        count++;
-                    }
-                }
-                if (s->count_include_pad) {
-                    int64_t ny = 0, nx = 0;
-                    for (int64_t iy = y0; iy < y1p; iy += s->dh)
-                        ny++;
-                    for (int64_t ix = x0; ix < x1p; ix += s->dw)
-                        nx++;
-                    count = ny * nx;
-                }
-                yp[oy * s->ow + ox] = count ? sum / (float)count : 0.0f;
-            }
-        }
-    }
+    pool(x, y, s, false);
 }
 
 void cpu_global_pool(const float *x, float *y, int64_t nc, int64_t spatial, bool is_max)

@@ -448,8 +448,10 @@ engine_status cuda_conv_run(cuda_ctx *c, const cuda_prepared *pr, const plan *p,
                                       &zero, y + (i * g.m + gi * mg) * cols, (int)cols));
             }
     }
-    if (b || n->act.kind != ACT_NONE)
-        GPU_CHECK(k_bias_act(c->stream, y, b, g.n, g.m, cols, cuda_act(&n->act)));
+    const float *res = n->n_inputs > 3 && n->inputs[3] >= 0 ? cuda_value_ptr(c, pr, p, n->inputs[3])
+                                                             : NULL;
+    if (b || res || n->act.kind != ACT_NONE)
+        GPU_CHECK(k_bias_act(c->stream, y, b, res, g.n, g.m, cols, cuda_act(&n->act)));
     return ENGINE_OK;
 }
 

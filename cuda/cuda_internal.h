@@ -9,7 +9,7 @@
 #include <stdbool.h>
 
 #include "../engine/backend.h"
-#include "algo_cache.h"
+#include "../engine/algo_cache.h"
 #include "gpu_check.h"
 #include "kernels.h"
 

@@ -78,22 +78,26 @@ extern "C" cudaError_t k_activation(cudaStream_t s, const float *x, float *y, in
     return cudaGetLastError();
 }
 
-__global__ void bias_act_kernel(float *y, const float *bias, int64_t channels, int64_t spatial,
-                                int64_t n, k_act act)
+__global__ void bias_act_kernel(float *y, const float *bias, const float *residual,
+                                int64_t channels, int64_t spatial, int64_t n, k_act act)
 {
     GRID_LOOP(i, n) {
         float v = y[i];
         if (bias)
             v += bias[(i / spatial) % channels];
+        if (residual)
+            v += residual[i];
         y[i] = act_apply(act, v);
     }
 }
 
-extern "C" cudaError_t k_bias_act(cudaStream_t s, float *y, const float *bias, int64_t images,
-                                  int64_t channels, int64_t spatial, k_act act)
+extern "C" cudaError_t k_bias_act(cudaStream_t s, float *y, const float *bias,
+                                  const float *residual, int64_t images, int64_t channels,
+                                  int64_t spatial, k_act act)
 {
     int64_t n = images * channels * spatial;
-    bias_act_kernel<<<blocks_for(n), THREADS, 0, s>>>(y, bias, channels, spatial, n, act);
+    bias_act_kernel<<<blocks_for(n), THREADS, 0, s>>>(y, bias, residual, channels, spatial, n,
+                                                      act);
     return cudaGetLastError();
 }
 

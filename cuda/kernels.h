@@ -46,9 +46,10 @@ typedef struct {
 cudaError_t k_binary(cudaStream_t s, int op, const float *a, const float *b, float *y,
                      const k_strides *st, int64_t n);
 cudaError_t k_activation(cudaStream_t s, const float *x, float *y, int64_t n, k_act act);
-/* y[i][c][*] = act(y[i][c][*] + bias[c]); bias may be NULL. */
-cudaError_t k_bias_act(cudaStream_t s, float *y, const float *bias, int64_t images,
-                       int64_t channels, int64_t spatial, k_act act);
+/* y[i][c][*] = act(y[i][c][*] + bias[c] + residual[i][c][*]); bias and
+ * residual may be NULL. */
+cudaError_t k_bias_act(cudaStream_t s, float *y, const float *bias, const float *residual,
+                       int64_t images, int64_t channels, int64_t spatial, k_act act);
 cudaError_t k_channel_affine(cudaStream_t s, const float *x, float *y, const float *scale,
                              const float *shift, int64_t images, int64_t channels,
                              int64_t spatial);

@@ -123,6 +123,17 @@ engine_status engine_load(const char *path, const engine_options *opt, engine **
         goto fail;
     if ((st = passes_run(e->g, NULL, err)))
         goto fail;
+    {   /* shapes for the fusions that need them: a throw-away plan */
+        const shape_t *s0 = &e->g->values[e->g->inputs[0]].shape;
+        int probe_batch = s0->rank > 0 && s0->dim[0] > 0 ? (int)s0->dim[0] : 1;
+        plan *probe;
+        if ((st = plan_create(e->g, probe_batch, NULL, &probe, err)))
+            goto fail;
+        st = passes_fuse_residuals(e->g, probe, NULL, err);
+        plan_free(probe);
+        if (st)
+            goto fail;
+    }
     int fixed = 0;
     for (int i = 0; i < e->g->n_inputs; i++) {
         const shape_t *s = &e->g->values[e->g->inputs[i]].shape;
@@ -396,7 +407,8 @@ static void describe_op(const graph_node *n, char *buf, size_t len)
         [ACT_CLIP] = "Clip", [ACT_SIGMOID] = "Sigmoid", [ACT_HARD_SIGMOID] = "HardSigmoid",
         [ACT_HARD_SWISH] = "HardSwish", [ACT_EXP] = "Exp"};
     bool fused = (n->op == OP_CONV || n->op == OP_GEMM) && n->act.kind != ACT_NONE;
-    snprintf(buf, len, "%s%s%s", op_name(n->op), fused ? "+" : "",
+    bool residual = n->op == OP_CONV && n->n_inputs > 3 && n->inputs[3] >= 0;
+    snprintf(buf, len, "%s%s%s%s", op_name(n->op), residual ? "+Add" : "", fused ? "+" : "",
              fused ? act_names[n->act.kind] : "");
 }
 

@@ -375,3 +375,92 @@ void graph_compact(graph *g)
                 g->values[g->nodes[i].outputs[k]].producer = i;
     free(uses);
 }
+
+engine_status graph_sort(graph *g, engine_error *err)
+{
+    int nn = g->n_nodes;
+    bool sorted_already = true;
+    for (int i = 0; i < nn && sorted_already; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+            int v = g->nodes[i].inputs[k];
+            if (v >= 0 && g->values[v].producer >= i)
+                sorted_already = false;
+        }
+    if (sorted_already)
+        return ENGINE_OK;
+
+    /* consumers of each node, in CSR form */
+    size_t edges = 0;
+    for (int i = 0; i < nn; i++)
+        edges += (size_t)g->nodes[i].n_inputs;
+    int *pending = calloc((size_t)nn + 1, sizeof *pending);
+    int *start = calloc((size_t)nn + 2, sizeof *start);
+    int *adj = malloc((edges + 1) * sizeof *adj);
+    int *queue = malloc(((size_t)nn + 1) * sizeof *queue);
+    graph_node *sorted = malloc(((size_t)nn + 1) * sizeof *sorted);
+    engine_status st = ENGINE_OK;
+    if (!pending || !start || !adj || !queue || !sorted) {
+        st = engine_fail(err, ENGINE_E_NOMEM, "out of memory sorting nodes");
+        goto out;
+    }
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+            int v = g->nodes[i].inputs[k];
+            if (v >= 0 && g->values[v].producer >= 0) {
+                pending[i]++;
+                start[g->values[v].producer + 1]++;
+            }
+        }
+    for (int i = 0; i < nn; i++)
+        start[i + 1] += start[i];
+    {
+        int *fill = calloc((size_t)nn + 1, sizeof *fill);
+        if (!fill) {
+            st = engine_fail(err, ENGINE_E_NOMEM, "out of memory sorting nodes");
+            goto out;
+        }
+        for (int i = 0; i < nn; i++)
+            for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+                int v = g->nodes[i].inputs[k];
+                if (v >= 0 && g->values[v].producer >= 0) {
+                    int p = g->values[v].producer;
+                    adj[start[p] + fill[p]++] = i;
+                }
+            }
+        free(fill);
+    }
+    int head = 0, tail = 0;
+    for (int i = 0; i < nn; i++)
+        if (!pending[i])
+            queue[tail++] = i;
+    while (head < tail) {
+        int i = queue[head++];
+        for (int e = start[i]; e < start[i + 1]; e++)
+            if (--pending[adj[e]] == 0)
+                queue[tail++] = adj[e];
+    }
+    if (tail < nn) {
+        for (int i = 0; i < nn; i++)
+            if (pending[i]) {
+                st = engine_fail(err, ENGINE_E_INVALID, "node '%s' (%s) is part of a cycle",
+                                 g->nodes[i].name, op_name(g->nodes[i].op));
+                break;
+            }
+        goto out;
+    }
+    for (int i = 0; i < nn; i++)
+        sorted[i] = g->nodes[queue[i]];
+    memcpy(g->nodes, sorted, (size_t)nn * sizeof *sorted);
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i].n_outputs; k++)
+            if (g->nodes[i].outputs[k] >= 0)
+                g->values[g->nodes[i].outputs[k]].producer = i;
+out:
+    free(pending);
+    free(start);
+    free(adj);
+    free(queue);
+    free(sorted);
+    return st;
+}
+

@@ -208,6 +208,10 @@ void graph_count_uses(const graph *g, int *uses);
  * of constants nobody reads any more, and recomputes producers. */
 void graph_compact(graph *g);
 bool graph_is_output(const graph *g, int v);
+/* Orders nodes so every node comes after the producers of its inputs
+ * (Kahn's algorithm with a stable queue: a sorted graph keeps its order);
+ * fails on a cycle. */
+engine_status graph_sort(graph *g, engine_error *err);
 
 /* 64-byte aligned allocation for tensor payloads (NULL when bytes == 0 is
  * asked for returns a valid minimal block). */

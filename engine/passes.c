@@ -381,6 +381,7 @@ static void fuse_activations(graph *g, int *uses, pass_stats *stats)
         if ((n->op != OP_CONV && n->op != OP_GEMM) || n->act.kind != ACT_NONE)
             continue;
         graph_node *act = sole_consumer(g, n->outputs[0], uses);
+        /* with a fused residual, the conv output is act(conv + residual): fine */
         if (!act || !op_is_unary_activation(act->op) || act->n_inputs != 1)
             continue;
         n->act = act->act;
@@ -420,4 +421,44 @@ out:
     if (st)
         engine_error_prefix(err, "%s: ", g->source);
     return st;
+}
+
+engine_status passes_fuse_residuals(graph *g, const plan *probe, pass_stats *stats,
+                                    engine_error *err)
+{
+    pass_stats local;
+    if (!stats)
+        stats = &local;
+    int *uses = malloc(((size_t)g->n_values + 1) * sizeof *uses);
+    if (!uses)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    graph_count_uses(g, uses);
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *conv = &g->nodes[i];
+        if (conv->op != OP_CONV || conv->act.kind != ACT_NONE || conv->n_inputs > 3 ||
+            probe->values[conv->outputs[0]].storage != STORE_ARENA)
+            continue;
+        graph_node *add = sole_consumer(g, conv->outputs[0], uses);
+        if (!add || add->op != OP_ADD)
+            continue;
+        int other = add->inputs[0] == conv->outputs[0] ? add->inputs[1] : add->inputs[0];
+        const plan_value *ov = &probe->values[other], *cv = &probe->values[conv->outputs[0]];
+        if (other < 0 || other == conv->outputs[0] || ov->storage == STORE_CONST ||
+            ov->dtype != DTYPE_FLOAT32 || !shape_equal(&ov->shape, &cv->shape))
+            continue;
+        engine_status st = graph_node_set_input(conv, 3, other, err);
+        if (st) {
+            free(uses);
+            return st;
+        }
+        graph_replace_uses(g, add->outputs[0], conv->outputs[0]);
+        add->op = OP_NONE;
+        stats->residuals_fused++;
+        graph_count_uses(g, uses);
+    }
+    fuse_activations(g, uses, stats);
+    free(uses);
+    graph_compact(g);
+    /* the residual's producer may come after the conv in the file's order */
+    return graph_sort(g, err);
 }

@@ -17,12 +17,22 @@
 #define VISIOND_PASSES_H
 
 #include "graph.h"
+#include "plan.h"
 
 typedef struct {
     int identities_removed, constants_folded, pads_removed;
     int batchnorms_folded, batchnorms_standalone, biases_fused, activations_fused;
+    int residuals_fused;
 } pass_stats;
 
 engine_status passes_run(graph *g, pass_stats *stats, engine_error *err);
+
+/* 7. Once a first plan has told every shape: an Add of a Conv's output and
+ *    a tensor of exactly its shape becomes the Conv's residual input (input
+ *    3, added before the activation), and a Relu after it the Conv's
+ *    activation, so a ResNet block's Conv, Add and Relu run as one pass
+ *    over the output. Shapes decide, hence the probe plan. */
+engine_status passes_fuse_residuals(graph *g, const plan *probe, pass_stats *stats,
+                                    engine_error *err);
 
 #endif

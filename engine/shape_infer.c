@@ -141,6 +141,11 @@ static engine_status infer_conv(const graph_node *n, const tensor_desc *in, tens
     if (st)
         return st;
     o.dim[1] = m;
+    /* input 3: a residual Add fused into the convolution (passes.c) */
+    if (n->n_inputs > 3 && present(&in[3]) &&
+        (in[3].dtype != DTYPE_FLOAT32 || !shape_equal(&in[3].shape, &o)))
+        return FAIL("fused residual %s does not match the output %s", fmt(&in[3].shape, a),
+                    fmt(&o, b));
     out[0].dtype = DTYPE_FLOAT32;
     out[0].shape = o;
     *flops = 2 * shape_numel(&o) * (c / g) * kernel[0] * kernel[1];

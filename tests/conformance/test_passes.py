@@ -25,7 +25,9 @@ def test_resnet18_batchnorms_folded_and_relus_fused(models_dir):  # noqa: F811
     ops = [layer["op"] for layer in layers_of(path)]
     assert "BatchNormalization" not in ops  # all 20 follow a Conv
     assert ops.count("Conv+Relu") == 9      # conv1 and the first conv of each block
-    assert ops.count("Conv") == 20 - 9
+    # each block's second conv absorbs the residual Add and the Relu after it
+    assert ops.count("Conv+Add+Relu") == 8 and "Add" not in ops and "Relu" not in ops
+    assert ops.count("Conv") == 3           # the downsampling 1x1 convs
     assert info(path, 1)["nodes_in_file"] > len(ops)
 
 

@@ -1,6 +1,7 @@
 /* A file remembering the convolution algorithm measured for each layer
- * shape, batch size, GPU and cuDNN version, so that a restart picks the
- * same algorithms without timing them again.
+ * shape and batch size on a given device (GPU and cuDNN version, or CPU
+ * model and thread count), so that a restart picks the same algorithms
+ * without timing them again. Shared by the backends.
  *
  * One line per entry, appended as choices are made:
  *   KEY<TAB>ALGORITHM<TAB>WORKSPACE_BYTES<TAB>MILLISECONDS
