@@ -16,6 +16,7 @@
 
 #include "../engine/algo_cache.h"
 #include "cpu_kernels.h"
+#include "cpu_nchwc.h"
 
 typedef struct {
     int threads;
@@ -28,14 +29,28 @@ typedef struct {
     float *work;
     size_t work_floats;
     const graph *g;
-    float **winograd_u;  /* per node: transformed filters, made when first chosen */
+    /* per node, made when an algorithm is first chosen or timed: */
+    float **winograd_u;          /* NCHW Winograd's transformed filters */
+    nchwc_weights **packed[3];   /* the blocked algorithms' packed weights */
 } cpu_ctx;
 
 typedef struct {
     int n_steps;
     cpu_conv_algo *algo;        /* per step; meaningful for Conv steps */
     engine_algo_report *report; /* per step: how the choice was made */
+    bool *blocked;              /* per value: NCHW16c (cpu_layout.h) */
 } cpu_prepared;
+
+/* Which of cpu_ctx.packed an algorithm uses, or -1. */
+static int pack_slot(cpu_conv_algo a)
+{
+    switch (a) {
+    case CPU_CONV_DIRECT_NCHWC: return 0;
+    case CPU_CONV_WINOGRAD_NCHWC: return 1;
+    case CPU_CONV_DEPTHWISE_NCHWC: return 2;
+    default: return -1;
+    }
+}
 
 static engine_status cpu_create(const backend_config *cfg, void **out, engine_error *err)
 {
@@ -89,6 +104,11 @@ static void cpu_destroy(void *ctx)
     for (int i = 0; c->winograd_u && i < c->g->n_nodes; i++)
         tensor_free(c->winograd_u[i]);
     free(c->winograd_u);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; c->packed[k] && i < c->g->n_nodes; i++)
+            nchwc_weights_free(c->packed[k][i]);
+        free(c->packed[k]);
+    }
     algo_cache_close(&c->cache);
     tensor_free(c->arena);
     tensor_free(c->work);
@@ -111,12 +131,15 @@ static engine_status cpu_load_weights(void *ctx, const graph *g, engine_error *e
     cpu_ctx *c = ctx; /* weights are used in place; Winograd filters come at prepare */
     c->g = g;
     c->winograd_u = calloc((size_t)g->n_nodes + 1, sizeof *c->winograd_u);
-    if (!c->winograd_u)
+    for (int k = 0; k < 3; k++)
+        c->packed[k] = calloc((size_t)g->n_nodes + 1, sizeof *c->packed[k]);
+    if (!c->winograd_u || !c->packed[0] || !c->packed[1] || !c->packed[2])
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     return ENGINE_OK;
 }
 
-static void conv_shape_of(const plan *p, const plan_step *st, conv_shape *s)
+static void conv_shape_of(const plan *p, const cpu_prepared *pr, const plan_step *st,
+                          conv_shape *s)
 {
     const graph_node *n = &p->g->nodes[st->node];
     const shape_t *x = &p->values[n->inputs[0]].shape, *w = &p->values[n->inputs[1]].shape;
@@ -130,6 +153,7 @@ static void conv_shape_of(const plan *p, const plan_step *st, conv_shape *s)
         .dh = n->p.win.dilation[0], .dw = n->p.win.dilation[1],
         .ph = st->r.win.pad_begin[0], .pw = st->r.win.pad_begin[1],
         .group = n->p.win.group, .act = n->act,
+        .x_blocked = pr->blocked[n->inputs[0]], .y_blocked = pr->blocked[n->outputs[0]],
     };
 }
 
@@ -162,15 +186,41 @@ static engine_status winograd_filters(cpu_ctx *c, const plan *p, const plan_step
     return ENGINE_OK;
 }
 
+/* The packed weights a blocked algorithm needs, made once per node. */
+static engine_status pack_weights(cpu_ctx *c, const plan *p, const plan_step *st,
+                                  const conv_shape *s, cpu_conv_algo a, engine_error *err)
+{
+    int slot = pack_slot(a);
+    if (slot < 0 || c->packed[slot][st->node])
+        return ENGINE_OK;
+    const graph_node *n = &p->g->nodes[st->node];
+    const float *w = p->values[n->inputs[1]].data;
+    const float *bias = n->n_inputs > 2 && n->inputs[2] >= 0 ? p->values[n->inputs[2]].data : NULL;
+    nchwc_weights *pw = a == CPU_CONV_DIRECT_NCHWC ? nchwc_pack(w, bias, s->m, s->c, s->kh * s->kw)
+                        : a == CPU_CONV_WINOGRAD_NCHWC ? nchwc_winograd_pack(w, bias, s->m, s->c)
+                        : nchwc_depthwise_pack(w, bias, s->c, s->kh * s->kw);
+    if (!pw)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory packing the weights of '%s'",
+                           n->name);
+    c->packed[slot][st->node] = pw;
+    return ENGINE_OK;
+}
+
 static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *const *inputs);
 
-static void conv_buffers_of(cpu_ctx *c, const plan *p, const plan_step *st, conv_buffers *b)
+static void conv_buffers_of(const cpu_ctx *c, const plan *p, const plan_step *st,
+                            cpu_conv_algo a, const float *const *inputs, conv_buffers *b)
 {
     const graph_node *n = &p->g->nodes[st->node];
-    *b = (conv_buffers){value_ptr(c, p, n->inputs[0], NULL), value_ptr(c, p, n->inputs[1], NULL),
-                        n->n_inputs > 2 ? value_ptr(c, p, n->inputs[2], NULL) : NULL,
-                        value_ptr(c, p, n->outputs[0], NULL), c->work,
-                        c->winograd_u[st->node], NULL};
+    int slot = pack_slot(a);
+    *b = (conv_buffers){
+        .x = value_ptr(c, p, n->inputs[0], inputs), .weights = value_ptr(c, p, n->inputs[1], inputs),
+        .bias = n->n_inputs > 2 ? value_ptr(c, p, n->inputs[2], inputs) : NULL,
+        .y = value_ptr(c, p, n->outputs[0], inputs), .work = c->work,
+        .winograd_u = c->winograd_u[st->node],
+        .residual = n->n_inputs > 3 ? value_ptr(c, p, n->inputs[3], inputs) : NULL,
+        .packed = slot >= 0 ? c->packed[slot][st->node] : NULL,
+    };
 }
 
 static double now_ms(void);
@@ -187,12 +237,14 @@ static engine_status time_algo(cpu_ctx *c, const plan *p, const plan_step *st,
         return rc;
     if (a == CPU_CONV_WINOGRAD && (rc = winograd_filters(c, p, st, s, err)))
         return rc;
+    if ((rc = pack_weights(c, p, st, s, a, err)))
+        return rc;
     conv_buffers b;
-    conv_buffers_of(c, p, st, &b);
+    conv_buffers_of(c, p, st, a, NULL, &b);
     const graph_node *n = &p->g->nodes[st->node];
     float *stand_in = NULL;
     if (p->values[n->inputs[0]].storage == STORE_INPUT) {
-        stand_in = calloc((size_t)(s->n * s->c * s->h * s->w) + 1, sizeof(float));
+        stand_in = calloc((size_t)nchwc_floats(s->n, s->c, s->h * s->w) + 1, sizeof(float));
         if (!stand_in)
             return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         b.x = stand_in;
@@ -215,11 +267,12 @@ static void cache_key(const cpu_ctx *c, const conv_shape *s, char *key, size_t n
 {
     snprintf(key, n,
              "%s|threads%d|n%lld c%lld h%lld w%lld|m%lld k%lldx%lld|s%lld,%lld|d%lld,%lld|"
-             "p%lld,%lld|g%lld",
+             "p%lld,%lld|g%lld|%s>%s",
              c->cpu_model, c->threads, (long long)s->n, (long long)s->c, (long long)s->h,
              (long long)s->w, (long long)s->m, (long long)s->kh, (long long)s->kw,
              (long long)s->sh, (long long)s->sw, (long long)s->dh, (long long)s->dw,
-             (long long)s->ph, (long long)s->pw, (long long)s->group);
+             (long long)s->ph, (long long)s->pw, (long long)s->group,
+             s->x_blocked ? "nchw16c" : "nchw", s->y_blocked ? "nchw16c" : "nchw");
 }
 
 /* Picks a layer's algorithm: by rule ("auto"), as forced, from the cache,
@@ -229,7 +282,7 @@ static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, in
 {
     const plan_step *st = &p->steps[i];
     conv_shape s;
-    conv_shape_of(p, st, &s);
+    conv_shape_of(p, pr, st, &s);
     engine_algo_report *r = &pr->report[i];
     r->n = 0;
     double ms[CPU_CONV_ALGO_COUNT];
@@ -285,7 +338,21 @@ static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, in
                                  err);
     if (!rc && chosen == CPU_CONV_WINOGRAD)
         rc = winograd_filters(c, p, st, &s, err);
+    if (!rc)
+        rc = pack_weights(c, p, st, &s, (cpu_conv_algo)chosen, err);
     return rc;
+}
+
+static void cpu_release(void *ctx, void *prepared)
+{
+    (void)ctx;
+    cpu_prepared *pr = prepared;
+    if (pr) {
+        free(pr->algo);
+        free(pr->report);
+        free(pr->blocked);
+    }
+    free(pr);
 }
 
 static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_error *err)
@@ -293,10 +360,10 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
     cpu_ctx *c = ctx;
     cpu_prepared *pr = calloc(1, sizeof *pr);
     if (!pr || !(pr->algo = calloc((size_t)p->n_steps + 1, sizeof *pr->algo)) ||
-        !(pr->report = calloc((size_t)p->n_steps + 1, sizeof *pr->report))) {
-        if (pr)
-            free(pr->algo);
-        free(pr);
+        !(pr->report = calloc((size_t)p->n_steps + 1, sizeof *pr->report)) ||
+        !(pr->blocked = calloc((size_t)p->g->n_values + 1, sizeof *pr->blocked)) ||
+        !cpu_layout_decide(p, pr->blocked)) {
+        cpu_release(c, pr);
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     }
     pr->n_steps = p->n_steps;
@@ -304,9 +371,7 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
     if (!c->arena || p->arena_bytes > c->arena_bytes) {
         char *a = tensor_alloc(p->arena_bytes); /* never NULL for 0 bytes */
         if (!a) {
-            free(pr->algo);
-            free(pr->report);
-            free(pr);
+            cpu_release(c, pr);
             return engine_fail(err, ENGINE_E_NOMEM, "out of memory preparing batch %d (%zu bytes)",
                                p->batch, p->arena_bytes);
         }
@@ -319,25 +384,12 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
             continue;
         engine_status st = choose_algo(c, pr, p, i, err);
         if (st) {
-            free(pr->algo);
-            free(pr->report);
-            free(pr);
+            cpu_release(c, pr);
             return st;
         }
     }
     *out = pr;
     return ENGINE_OK;
-}
-
-static void cpu_release(void *ctx, void *prepared)
-{
-    (void)ctx;
-    cpu_prepared *pr = prepared;
-    if (pr) {
-        free(pr->algo);
-        free(pr->report);
-    }
-    free(pr);
 }
 
 static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *const *inputs)
@@ -371,12 +423,13 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
     const plan_step *st = &p->steps[i];
     const graph_node *n = &p->g->nodes[st->node];
     const shape_t *xs = SHAPE(n->inputs[0]);
+    bool blocked = n->n_outputs > 0 && n->outputs[0] >= 0 && pr->blocked[n->outputs[0]];
     switch (n->op) {
     case OP_CONV: {
         conv_shape s;
-        conv_shape_of(p, st, &s);
-        conv_buffers b = {IN(0), IN(1), n->n_inputs > 2 ? IN(2) : NULL, OUT(0), c->work,
-                          c->winograd_u[st->node], n->n_inputs > 3 ? IN(3) : NULL};
+        conv_shape_of(p, pr, st, &s);
+        conv_buffers b;
+        conv_buffers_of(c, p, st, pr->algo[i], inputs, &b);
         cpu_conv_run(pr->algo[i], &s, &b);
         break;
     }
@@ -390,11 +443,19 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         cpu_matmul(IN(0), xs, IN(1), SHAPE(n->inputs[1]), OUT(0), SHAPE(n->outputs[0]));
         break;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+        if (blocked) { /* same shapes: element-wise over the blocked buffers */
+            shape_t flat = {1, {nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])}};
+            cpu_binary(n->op, IN(0), &flat, IN(1), &flat, OUT(0), &flat);
+            break;
+        }
         cpu_binary(n->op, IN(0), xs, IN(1), SHAPE(n->inputs[1]), OUT(0), SHAPE(n->outputs[0]));
         break;
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID: case OP_HARD_SIGMOID:
     case OP_HARD_SWISH: case OP_EXP:
-        cpu_activation(IN(0), OUT(0), shape_numel(xs), &n->act);
+        cpu_activation(IN(0), OUT(0),
+                       blocked ? nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])
+                               : shape_numel(xs),
+                       &n->act);
         break;
     case OP_MAXPOOL: case OP_AVGPOOL: {
         const shape_t *ys = SHAPE(n->outputs[0]);
@@ -409,17 +470,29 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
             .pe_h = st->r.win.pad_end[0], .pe_w = st->r.win.pad_end[1],
             .count_include_pad = n->p.win.count_include_pad,
         };
-        if (n->op == OP_MAXPOOL)
+        if (blocked)
+            nchwc_pool(IN(0), OUT(0), xs->dim[0], xs->dim[1], &s, n->op == OP_MAXPOOL);
+        else if (n->op == OP_MAXPOOL)
             cpu_maxpool(IN(0), OUT(0), &s);
         else
             cpu_avgpool(IN(0), OUT(0), &s);
         break;
     }
     case OP_GLOBAL_AVGPOOL: case OP_GLOBAL_MAXPOOL:
+        if (pr->blocked[n->inputs[0]]) {
+            nchwc_global_pool(IN(0), OUT(0), xs->dim[0], xs->dim[1], prod(xs, 2, xs->rank),
+                              n->op == OP_GLOBAL_MAXPOOL);
+            break;
+        }
         cpu_global_pool(IN(0), OUT(0), xs->dim[0] * xs->dim[1], prod(xs, 2, xs->rank),
                         n->op == OP_GLOBAL_MAXPOOL);
         break;
     case OP_BATCHNORM:
+        if (blocked) {
+            nchwc_channel_affine(IN(0), OUT(0), IN(1), IN(2), xs->dim[0], xs->dim[1],
+                                 prod(xs, 2, xs->rank));
+            break;
+        }
         cpu_channel_affine(IN(0), OUT(0), IN(1), IN(2), xs->dim[0], xs->dim[1],
                            prod(xs, 2, xs->rank));
         break;
@@ -442,6 +515,14 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         for (int k = 0; k < n->n_inputs; k++) {
             srcs[k] = IN(k);
             shapes[k] = SHAPE(n->inputs[k]);
+        }
+        if (blocked) {
+            int64_t channels[256];
+            for (int k = 0; k < n->n_inputs; k++)
+                channels[k] = shapes[k]->dim[1];
+            nchwc_concat(OUT(0), (const float *const *)srcs, channels, n->n_inputs, xs->dim[0],
+                         xs->dim[2] * xs->dim[3]);
+            break;
         }
         nd_concat(OUT(0), srcs, shapes, n->n_inputs, st->r.axis, sizeof(float));
         break;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpu_kernels.h"
+#include "cpu_nchwc.h"
 
 #define DEPTHWISE_MAX_KW 64 /* wider depthwise kernels take the im2col path */
 
@@ -25,6 +26,9 @@ const char *cpu_conv_algo_name(cpu_conv_algo a)
     case CPU_CONV_1X1: return "gemm_1x1";
     case CPU_CONV_DEPTHWISE: return "direct_depthwise";
     case CPU_CONV_WINOGRAD: return "winograd_f4x4";
+    case CPU_CONV_DIRECT_NCHWC: return "direct_nchw16c";
+    case CPU_CONV_WINOGRAD_NCHWC: return "winograd_nchw16c";
+    case CPU_CONV_DEPTHWISE_NCHWC: return "depthwise_nchw16c";
     default: return "?";
     }
 }
@@ -39,6 +43,19 @@ int cpu_conv_algo_by_name(const char *name)
 
 bool cpu_conv_supports(cpu_conv_algo a, const conv_shape *s)
 {
+    bool plain = !s->x_blocked && !s->y_blocked; /* the NCHW algorithms */
+    switch (a) {
+    case CPU_CONV_DIRECT_NCHWC:
+        return nchwc_direct_applies(s);
+    case CPU_CONV_WINOGRAD_NCHWC:
+        return nchwc_winograd_applies(s);
+    case CPU_CONV_DEPTHWISE_NCHWC:
+        return nchwc_depthwise_applies(s);
+    default:
+        break;
+    }
+    if (!plain)
+        return false;
     switch (a) {
     case CPU_CONV_IM2COL:
         return true;
@@ -64,6 +81,14 @@ bool cpu_conv_supports(cpu_conv_algo a, const conv_shape *s)
  * 0.4-0.9x for C = 3 or 16 or a single 7x7 map (4 tiles). */
 cpu_conv_algo cpu_conv_choose(const conv_shape *s)
 {
+    if (cpu_conv_supports(CPU_CONV_DEPTHWISE_NCHWC, s))
+        return CPU_CONV_DEPTHWISE_NCHWC;
+    if (s->x_blocked || s->y_blocked) {
+        int64_t tiles = s->n * ((s->oh + 3) / 4) * ((s->ow + 3) / 4);
+        if (cpu_conv_supports(CPU_CONV_WINOGRAD_NCHWC, s) && s->c >= 32 && tiles >= 16)
+            return CPU_CONV_WINOGRAD_NCHWC;
+        return CPU_CONV_DIRECT_NCHWC;
+    }
     if (cpu_conv_supports(CPU_CONV_DEPTHWISE, s))
         return CPU_CONV_DEPTHWISE;
     if (cpu_conv_supports(CPU_CONV_1X1, s))
@@ -88,6 +113,10 @@ static void depthwise_scratch(const conv_shape *s, int64_t *pw_total, int64_t *p
 size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s, int threads)
 {
     switch (a) {
+    case CPU_CONV_DIRECT_NCHWC:
+        return nchwc_direct_workspace(s);
+    case CPU_CONV_WINOGRAD_NCHWC:
+        return nchwc_winograd_workspace(s, threads);
     case CPU_CONV_IM2COL:
         return (size_t)((s->c / s->group) * s->kh * s->kw * s->oh * s->ow);
     case CPU_CONV_WINOGRAD:
@@ -351,6 +380,9 @@ void cpu_conv_run(cpu_conv_algo a, const conv_shape *s, const conv_buffers *b)
     case CPU_CONV_1X1: conv_1x1(s, b); break;
     case CPU_CONV_DEPTHWISE: conv_depthwise(s, b); break;
     case CPU_CONV_WINOGRAD: cpu_winograd_run(s, b, b->winograd_u); break;
+    case CPU_CONV_DIRECT_NCHWC: nchwc_direct_run(s, b, b->packed); break;
+    case CPU_CONV_WINOGRAD_NCHWC: nchwc_winograd_run(s, b, b->packed); break;
+    case CPU_CONV_DEPTHWISE_NCHWC: nchwc_depthwise_run(s, b); break;
     default: conv_im2col(s, b); break;
     }
 }

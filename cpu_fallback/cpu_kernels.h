@@ -36,6 +36,10 @@ typedef enum {
     CPU_CONV_1X1,        /* 1x1, stride 1, no pad: the input already is the GEMM operand */
     CPU_CONV_DEPTHWISE,  /* one input channel per group: direct sliding window */
     CPU_CONV_WINOGRAD,   /* 3x3 stride 1: Winograd F(4x4, 3x3), 36 batched GEMMs */
+    /* on channel-blocked (NCHW16c) tensors, cpu_nchwc.h: */
+    CPU_CONV_DIRECT_NCHWC,    /* direct: register-blocked tiles, no im2col; either layout */
+    CPU_CONV_WINOGRAD_NCHWC,  /* Winograd F(4x4, 3x3), blocked in and out */
+    CPU_CONV_DEPTHWISE_NCHWC, /* depthwise, blocked in and out */
     CPU_CONV_ALGO_COUNT
 } cpu_conv_algo;
 
@@ -47,6 +51,7 @@ typedef struct {
     int64_t kh, kw, sh, sw, dh, dw, ph, pw;
     int64_t group;
     act_params act;
+    bool x_blocked, y_blocked; /* layouts (cpu_layout.h): NCHW16c or NCHW */
 } conv_shape;
 
 typedef struct {
@@ -55,6 +60,7 @@ typedef struct {
     float *work;                     /* cpu_conv_workspace() floats */
     const float *winograd_u;         /* CPU_CONV_WINOGRAD: cpu_winograd_filters() output */
     const float *residual;           /* a fused residual Add (shaped like y), or NULL */
+    const struct nchwc_weights *packed; /* the blocked algorithms' packed weights */
 } conv_buffers;
 
 bool cpu_conv_supports(cpu_conv_algo a, const conv_shape *s);

@@ -17,6 +17,16 @@ size_t plan_value_bytes(const plan *p, int v)
     return (size_t)shape_numel(&pv->shape) * dtype_size(pv->dtype);
 }
 
+size_t plan_value_room(const plan *p, int v)
+{
+    const plan_value *pv = &p->values[v];
+    if (pv->dtype != DTYPE_FLOAT32 || pv->shape.rank != 4)
+        return plan_value_bytes(p, v);
+    shape_t s = pv->shape;
+    s.dim[1] = (s.dim[1] + PLAN_CHANNEL_BLOCK - 1) / PLAN_CHANNEL_BLOCK * PLAN_CHANNEL_BLOCK;
+    return (size_t)shape_numel(&s) * sizeof(float);
+}
+
 void plan_free(plan *p)
 {
     if (!p)
@@ -268,7 +278,7 @@ static engine_status assign_offsets(plan *p, const graph *g, engine_error *err)
     int nb = 0;
     for (int v = 0; v < nv; v++)
         if (first[v] >= 0 && p->values[v].view_of < 0)
-            bufs[nb++] = (buffer_life){v, (plan_value_bytes(p, v) + ARENA_ALIGN - 1) &
+            bufs[nb++] = (buffer_life){v, (plan_value_room(p, v) + ARENA_ALIGN - 1) &
                                               ~(size_t)(ARENA_ALIGN - 1),
                                        first[v], last[v]};
     qsort(bufs, (size_t)nb, sizeof *bufs, by_size_desc);
@@ -313,7 +323,7 @@ static engine_status copy_layout(plan *p, const plan *layout, const graph *g, en
         if (pv->storage != STORE_ARENA || pv->view_of >= 0)
             continue;
         const plan_value *lv = &layout->values[v];
-        if (lv->storage != STORE_ARENA || plan_value_bytes(p, v) > plan_value_bytes(layout, v))
+        if (lv->storage != STORE_ARENA || plan_value_room(p, v) > plan_value_room(layout, v))
             return engine_fail(err, ENGINE_E_INVALID,
                                "value '%s' does not fit the layout of batch %d at batch %d",
                                g->values[v].name, layout->batch, p->batch);

@@ -80,4 +80,10 @@ void plan_free(plan *p);
 /* Bytes a value occupies for this plan. */
 size_t plan_value_bytes(const plan *p, int v);
 
+/* Bytes the arena reserves for a value: its bytes, except that a 4-D float
+ * activation gets room for its channels rounded up to PLAN_CHANNEL_BLOCK,
+ * so a backend may keep it channel-blocked (the CPU backend's NCHW16c). */
+#define PLAN_CHANNEL_BLOCK 16
+size_t plan_value_room(const plan *p, int v);
+
 #endif

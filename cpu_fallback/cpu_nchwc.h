@@ -1,0 +1,119 @@
+/* Kernels over channel-blocked (NCHW16c) activations; see cpu_layout.h for
+ * the layout and for which tensors use it.
+ *
+ *   cpu_nchwc_tile.c      the register-blocked micro-kernel every blocked
+ *                         convolution and Winograd GEMM ends in (AVX-512,
+ *                         AVX2+FMA, portable C; picked at run time)
+ *   cpu_nchwc_conv.c      direct convolution: weight packing, padding, tiling
+ *   cpu_nchwc_winograd.c  Winograd F(4x4, 3x3) on blocked tensors
+ *   cpu_nchwc_ops.c       depthwise convolution, pools, global pools,
+ *                         batch-norm affine, Concat
+ */
+#ifndef VISIOND_CPU_NCHWC_H
+#define VISIOND_CPU_NCHWC_H
+
+#include "cpu_kernels.h"
+#include "cpu_layout.h"
+
+/* --- the micro-kernel ---
+ *
+ * One tile: `p` output pixels x `ob` blocks of 16 output channels, summed
+ * over every input channel block, kernel tap and channel of a block:
+ *   y[o][p] = act(bias[o] + res[o][p] + sum_cb,tap,lane x(p, cb, tap, lane) w[...][o])
+ * where x(p, cb, tap, lane) = px[p][cb * cb_stride + tap_off[tap] + lane].
+ * The sums stay in registers for the whole reduction; the output is
+ * written once. */
+typedef struct {
+    const float *const *px;
+    const int64_t *tap_off;
+    int taps;
+    int cblocks;
+    int64_t cb_stride;
+    int lanes_last;         /* input channels in the last block, 1..16 */
+    const float *w;         /* [cb][tap][lane][ob][16], lanes of the last block only */
+    const float *bias;      /* ob x 16, or NULL */
+    float *y;               /* block o, pixel p at y + o * y_ob_stride + p * 16 */
+    int64_t y_ob_stride;
+    const float *res;       /* a residual addressed like y, or NULL */
+    const act_params *act;  /* NULL: none */
+} nchwc_tile;
+
+typedef struct {
+    const char *name;
+    int max_ob;             /* output blocks per tile */
+    int max_p[5];           /* pixels per tile, by blocks (index 1..max_ob) */
+    void (*run)(const nchwc_tile *t, int ob, int p);
+} nchwc_isa;
+
+/* The best micro-kernel this CPU runs (VISIOND_CPU_ISA=avx512|avx2|generic
+ * forces one, for tests and comparisons). */
+const nchwc_isa *nchwc_isa_get(void);
+
+/* --- direct convolution (group 1; either layout in and out) --- */
+
+typedef struct nchwc_weights {
+    const nchwc_isa *isa;   /* the micro-kernel the packing is for */
+    int groups;             /* output-channel groups of up to max_ob blocks */
+    int ob;                 /* blocks per group (the last may have fewer) */
+    int64_t group_floats;   /* packed floats of a full group */
+    float *w;
+    float *bias;            /* blocks x 16, zero past the last channel */
+} nchwc_weights;
+
+/* Packs K x C x kh x kw weights for the current micro-kernel (taps = kh kw). */
+nchwc_weights *nchwc_pack(const float *w, const float *bias, int64_t m, int64_t c, int64_t taps);
+/* Packs an m x c matrix (row-major) as one-tap weights. */
+nchwc_weights *nchwc_pack_matrix(const float *a, const float *bias, int64_t m, int64_t c);
+void nchwc_weights_free(nchwc_weights *pw);
+
+bool nchwc_direct_applies(const conv_shape *s);
+size_t nchwc_direct_workspace(const conv_shape *s);
+void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *pw);
+
+/* The input as the blocked kernels read it: blocked, with the zero border
+ * the window needs. Copies into `work` (padded_floats) unless the input is
+ * already blocked and the window has no padding. */
+typedef struct {
+    const float *x;
+    int64_t hp, wp;         /* padded height and width */
+    int64_t image_stride;   /* floats per image */
+} nchwc_input;
+
+size_t nchwc_padded_floats(const conv_shape *s, int64_t hp, int64_t wp);
+void nchwc_prepare_input(const conv_shape *s, const float *x, int64_t hp, int64_t wp, float *work,
+                         nchwc_input *out);
+
+/* --- Winograd F(4x4, 3x3), blocked in and out --- */
+
+bool nchwc_winograd_applies(const conv_shape *s);
+/* U for each of the 36 points, packed like nchwc_pack with one tap. */
+nchwc_weights *nchwc_winograd_pack(const float *w, const float *bias, int64_t m, int64_t c);
+size_t nchwc_winograd_workspace(const conv_shape *s, int threads);
+void nchwc_winograd_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *u);
+
+/* --- depthwise convolution, blocked in and out --- */
+
+bool nchwc_depthwise_applies(const conv_shape *s);
+/* K x 1 x kh x kw weights as [block][tap][16], the bias as [block][16]. */
+nchwc_weights *nchwc_depthwise_pack(const float *w, const float *bias, int64_t c, int64_t taps);
+void nchwc_depthwise_run(const conv_shape *s, const conv_buffers *b);
+
+/* --- other operators on blocked tensors --- */
+
+void nchwc_pool(const float *x, float *y, int64_t n, int64_t c, const pool_shape *s, bool is_max);
+/* blocked [n, c, spatial] in, NCHW [n, c] out */
+void nchwc_global_pool(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
+                       bool is_max);
+void nchwc_channel_affine(const float *x, float *y, const float *scale, const float *shift,
+                          int64_t n, int64_t c, int64_t spatial);
+/* Concat over channels; every input but the last has a multiple of 16. */
+void nchwc_concat(float *y, const float *const *xs, const int64_t *channels, int count,
+                  int64_t n, int64_t spatial);
+
+/* Floats of a blocked [n, c, h, w] tensor. */
+static inline int64_t nchwc_floats(int64_t n, int64_t c, int64_t spatial)
+{
+    return n * cpu_blocks(c) * CPU_BLOCK * spatial;
+}
+
+#endif

@@ -1,0 +1,236 @@
+/* Direct convolution on blocked tensors: every output tile (a run of
+ * consecutive output pixels x up to four blocks of 16 output channels) is
+ * one call of the micro-kernel, which reads the input in place through one
+ * pointer per pixel and one offset per kernel tap. No im2col matrix is
+ * built; the only copy is the zero border the window needs (and, for an
+ * NCHW input such as the network's image, the reorder into blocks, done in
+ * the same pass).
+ *
+ * Weights are packed once per layer in the order the micro-kernel reads
+ * them: per group of output blocks, per input block, tap and channel, the
+ * group's 16-wide output vectors side by side.
+ */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_nchwc.h"
+
+static void *alloc_floats(size_t n)
+{
+    return tensor_alloc((n ? n : 1) * sizeof(float));
+}
+
+void nchwc_weights_free(nchwc_weights *pw)
+{
+    if (!pw)
+        return;
+    tensor_free(pw->w);
+    tensor_free(pw->bias);
+    free(pw);
+}
+
+/* Packs `taps`-tap weights laid out w[oc][ic][tap] (element stride
+ * `tap_stride` between taps, `oc_stride`/`ic_stride` between channels). */
+static nchwc_weights *pack_strided(const float *w, const float *bias, int64_t m, int64_t c,
+                                   int64_t taps, int64_t oc_stride, int64_t ic_stride,
+                                   int64_t tap_stride)
+{
+    nchwc_weights *pw = calloc(1, sizeof *pw);
+    if (!pw)
+        return NULL;
+    pw->isa = nchwc_isa_get();
+    int64_t mb = cpu_blocks(m), cb_count = cpu_blocks(c);
+    pw->ob = pw->isa->max_ob;
+    pw->groups = (int)((mb + pw->ob - 1) / pw->ob);
+    pw->group_floats = c * taps * pw->ob * CPU_BLOCK;
+    pw->w = alloc_floats((size_t)(c * taps * mb * CPU_BLOCK));
+    pw->bias = alloc_floats((size_t)(mb * CPU_BLOCK));
+    if (!pw->w || !pw->bias) {
+        nchwc_weights_free(pw);
+        return NULL;
+    }
+    for (int64_t i = 0; i < mb * CPU_BLOCK; i++)
+        pw->bias[i] = bias && i < m ? bias[i] : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < pw->groups; g++) {
+        int64_t first = (int64_t)g * pw->ob, gb = mb - first < pw->ob ? mb - first : pw->ob;
+        float *dst = pw->w + g * pw->group_floats;
+        for (int64_t cb = 0; cb < cb_count; cb++) {
+            int64_t lanes = c - cb * CPU_BLOCK < CPU_BLOCK ? c - cb * CPU_BLOCK : CPU_BLOCK;
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t l = 0; l < lanes; l++)
+                    for (int64_t o = 0; o < gb * CPU_BLOCK; o++) {
+                        int64_t oc = first * CPU_BLOCK + o, ic = cb * CPU_BLOCK + l;
+                        *dst++ = oc < m ? w[oc * oc_stride + ic * ic_stride + t * tap_stride]
+                                        : 0.0f;
+                    }
+        }
+    }
+    return pw;
+}
+
+nchwc_weights *nchwc_pack(const float *w, const float *bias, int64_t m, int64_t c, int64_t taps)
+{
+    return pack_strided(w, bias, m, c, taps, c * taps, taps, 1);
+}
+
+/* Used by the Winograd packing: U[point][oc][ic] for one point. */
+nchwc_weights *nchwc_pack_matrix(const float *u, const float *bias, int64_t m, int64_t c)
+{
+    return pack_strided(u, bias, m, c, 1, c, 1, 0);
+}
+
+bool nchwc_direct_applies(const conv_shape *s)
+{
+    return s->group == 1;
+}
+
+/* The padded extent a window reads: rows (and columns) 0 .. extent-1 of the
+ * input shifted by the leading pad. */
+static int64_t extent(int64_t out, int64_t stride, int64_t k, int64_t dil)
+{
+    return (out - 1) * stride + (k - 1) * dil + 1;
+}
+
+static bool needs_copy(const conv_shape *s)
+{
+    return !s->x_blocked || s->ph || s->pw || extent(s->oh, s->sh, s->kh, s->dh) > s->h ||
+           extent(s->ow, s->sw, s->kw, s->dw) > s->w;
+}
+
+size_t nchwc_padded_floats(const conv_shape *s, int64_t hp, int64_t wp)
+{
+    return (size_t)(s->n * cpu_blocks(s->c) * hp * wp * CPU_BLOCK);
+}
+
+/* Floats of the workspace the tap offsets take, kept a multiple of 16 so
+ * what follows stays 64-byte aligned. */
+static int64_t taps_floats(const conv_shape *s)
+{
+    return (s->kh * s->kw * (int64_t)(sizeof(int64_t) / sizeof(float)) + 15) / 16 * 16;
+}
+
+size_t nchwc_direct_workspace(const conv_shape *s)
+{
+    size_t taps = (size_t)taps_floats(s);
+    if (!needs_copy(s))
+        return taps;
+    return taps + nchwc_padded_floats(s, extent(s->oh, s->sh, s->kh, s->dh),
+                                      extent(s->ow, s->sw, s->kw, s->dw));
+}
+
+CPU_MULTIVERSION
+static void copy_row(float *dst, const float *x, const conv_shape *s, int64_t cb, int64_t iy,
+                     int64_t wp)
+{
+    /* dst: wp pixels x 16 lanes of padded row; x: the image */
+    int64_t lanes = s->c - cb * CPU_BLOCK < CPU_BLOCK ? s->c - cb * CPU_BLOCK : CPU_BLOCK;
+    memset(dst, 0, (size_t)(wp * CPU_BLOCK) * sizeof *dst);
+    if (iy < 0 || iy >= s->h)
+        return;
+    int64_t x0 = s->pw, x1 = s->pw + s->w < wp ? s->pw + s->w : wp;
+    if (s->x_blocked) {
+        const float *src = x + (cb * s->h + iy) * s->w * CPU_BLOCK;
+        memcpy(dst + x0 * CPU_BLOCK, src, (size_t)((x1 - x0) * CPU_BLOCK) * sizeof *dst);
+        return;
+    }
+    for (int64_t l = 0; l < lanes; l++) {
+        const float *src = x + ((cb * CPU_BLOCK + l) * s->h + iy) * s->w;
+        for (int64_t ix = x0; ix < x1; ix++)
+            dst[ix * CPU_BLOCK + l] = src[ix - x0];
+    }
+}
+
+void nchwc_prepare_input(const conv_shape *s, const float *x, int64_t hp, int64_t wp, float *work,
+                         nchwc_input *out)
+{
+    int64_t cbs = cpu_blocks(s->c);
+    if (s->x_blocked && !s->ph && !s->pw && hp <= s->h && wp <= s->w) {
+        *out = (nchwc_input){x, s->h, s->w, cbs * s->h * s->w * CPU_BLOCK};
+        return;
+    }
+    *out = (nchwc_input){work, hp, wp, cbs * hp * wp * CPU_BLOCK};
+    int64_t in_image = s->x_blocked ? cbs * s->h * s->w * CPU_BLOCK : s->c * s->h * s->w;
+    int64_t rows = s->n * cbs * hp;
+#pragma omp parallel for schedule(static) if (rows * wp > 4096)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t img = r / (cbs * hp), cb = (r / hp) % cbs, y = r % hp;
+        copy_row(work + r * wp * CPU_BLOCK, x + img * in_image, s, cb, y - s->ph, wp);
+    }
+}
+
+/* Stores a tile computed into `tmp` (bias added) to an NCHW output,
+ * adding the residual and applying the activation on the way. */
+static void store_plain(const float *tmp, int64_t tmp_ob_stride, float *y, const float *res,
+                        const conv_shape *s, int64_t first_block, int ob, int64_t q0, int p)
+{
+    int64_t npix = s->oh * s->ow;
+    for (int o = 0; o < ob; o++)
+        for (int j = 0; j < CPU_BLOCK; j++) {
+            int64_t oc = (first_block + o) * CPU_BLOCK + j;
+            if (oc >= s->m)
+                return;
+            for (int i = 0; i < p; i++) {
+                float v = tmp[o * tmp_ob_stride + i * CPU_BLOCK + j];
+                if (res)
+                    v += res[oc * npix + q0 + i];
+                y[oc * npix + q0 + i] = cpu_act(&s->act, v);
+            }
+        }
+}
+
+void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *pw)
+{
+    int64_t hp = extent(s->oh, s->sh, s->kh, s->dh), wp = extent(s->ow, s->sw, s->kw, s->dw);
+    int64_t taps = s->kh * s->kw;
+    int64_t *tap_off = (int64_t *)b->work;
+    float *pad_work = b->work + taps_floats(s);
+    nchwc_input in;
+    nchwc_prepare_input(s, b->x, hp, wp, pad_work, &in);
+    for (int64_t ky = 0; ky < s->kh; ky++)
+        for (int64_t kx = 0; kx < s->kw; kx++)
+            tap_off[ky * s->kw + kx] = (ky * s->dh * in.wp + kx * s->dw) * CPU_BLOCK;
+
+    const nchwc_isa *isa = pw->isa;
+    int64_t npix = s->oh * s->ow, mb = cpu_blocks(s->m), cb_count = cpu_blocks(s->c);
+    int max_p = isa->max_p[pw->ob];
+    int64_t tiles = (npix + max_p - 1) / max_p, per_image = pw->groups * tiles;
+    int64_t y_image = s->y_blocked ? mb * npix * CPU_BLOCK : s->m * npix;
+    int64_t tasks = s->n * per_image;
+    const act_params *act = s->act.kind == ACT_NONE ? NULL : &s->act;
+#pragma omp parallel for schedule(static)
+    for (int64_t task = 0; task < tasks; task++) {
+        int64_t img = task / per_image, g = (task % per_image) / tiles, ti = task % tiles;
+        int64_t first = g * pw->ob, q0 = ti * max_p;
+        int ob = (int)(mb - first < pw->ob ? mb - first : pw->ob);
+        int p = (int)(npix - q0 < max_p ? npix - q0 : max_p);
+        const float *px[8];
+        const float *xi = in.x + img * in.image_stride;
+        for (int i = 0; i < p; i++) {
+            int64_t q = q0 + i, oy = q / s->ow, ox = q % s->ow;
+            px[i] = xi + (oy * s->sh * in.wp + ox * s->sw) * CPU_BLOCK;
+        }
+        nchwc_tile t = {
+            .px = px, .tap_off = tap_off, .taps = (int)taps, .cblocks = (int)cb_count,
+            .cb_stride = in.hp * in.wp * CPU_BLOCK,
+            .lanes_last = (int)(s->c - (cb_count - 1) * CPU_BLOCK),
+            .w = pw->w + g * pw->group_floats, .bias = pw->bias + first * CPU_BLOCK,
+        };
+        float *y = b->y + img * y_image;
+        const float *res = b->residual ? b->residual + img * y_image : NULL;
+        if (s->y_blocked) {
+            t.y = y + (first * npix + q0) * CPU_BLOCK;
+            t.y_ob_stride = npix * CPU_BLOCK;
+            t.res = res ? res + (first * npix + q0) * CPU_BLOCK : NULL;
+            t.act = act;
+            isa->run(&t, ob, p);
+        } else {
+            float tmp[4 * 8 * CPU_BLOCK];
+            t.y = tmp;
+            t.y_ob_stride = 8 * CPU_BLOCK;
+            isa->run(&t, ob, p);
+            store_plain(tmp, 8 * CPU_BLOCK, y, res, s, first, ob, q0, p);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+/* The micro-kernel of the blocked convolutions (cpu_nchwc.h), written three
+ * times: AVX-512 (one register per block of 16 channels, up to 4 blocks x 8
+ * pixels of sums in 24-32 of its 32 registers), AVX2+FMA (two registers a
+ * block, 16 registers: 1 block x 6 pixels or 2 x 3) and portable C, which
+ * compilers vectorise for NEON or SSE. Each step of the reduction loads the
+ * weights of the tile's output blocks once and broadcasts one input value
+ * per pixel, so a tile does ob x p multiply-adds per ob + p loads.
+ *
+ * Why intrinsics rather than GCC's generic vectors: measured on the 2-core
+ * Xeon of the bench, the same loop in 64-byte generic vectors ran at 150
+ * GFLOP/s with AVX-512 and 21 with AVX2 (GCC spills the split halves),
+ * against 270 for these intrinsics. The x86 versions sit behind target
+ * attributes and __builtin_cpu_supports, so one binary runs everywhere.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_nchwc.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NCHWC_X86 1
+#endif
+
+#define MAX_P 8
+#define INLINE __attribute__((always_inline)) static inline
+
+/* Activations other than these run as a scalar pass over the stored tile. */
+static bool vector_act(const act_params *a)
+{
+    return !a || a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP ||
+           a->kind == ACT_LEAKY_RELU;
+}
+
+static void scalar_act_tile(const nchwc_tile *t, int ob, int p)
+{
+    for (int o = 0; o < ob; o++)
+        for (int i = 0; i < p * CPU_BLOCK; i++)
+            t->y[o * t->y_ob_stride + i] = act_apply(t->act, t->y[o * t->y_ob_stride + i]);
+}
+
+/* --- portable C --- */
+
+INLINE void tile_generic(const nchwc_tile *t, const int OB, const int P)
+{
+    float acc[MAX_P][2][CPU_BLOCK];
+    memset(acc, 0, sizeof acc);
+    const float *w = t->w;
+    for (int cb = 0; cb < t->cblocks; cb++) {
+        int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
+        for (int tp = 0; tp < t->taps; tp++) {
+            int64_t off = cb * t->cb_stride + t->tap_off[tp];
+            for (int l = 0; l < lanes; l++, w += OB * CPU_BLOCK)
+                for (int p = 0; p < P; p++) {
+                    float a = t->px[p][off + l];
+                    for (int o = 0; o < OB; o++)
+                        for (int j = 0; j < CPU_BLOCK; j++)
+                            acc[p][o][j] += a * w[o * CPU_BLOCK + j];
+                }
+        }
+    }
+    for (int o = 0; o < OB; o++)
+        for (int p = 0; p < P; p++) {
+            float *y = t->y + o * t->y_ob_stride + p * CPU_BLOCK;
+            const float *r = t->res ? t->res + o * t->y_ob_stride + p * CPU_BLOCK : NULL;
+            for (int j = 0; j < CPU_BLOCK; j++) {
+                float v = acc[p][o][j] + (t->bias ? t->bias[o * CPU_BLOCK + j] : 0.0f);
+                if (r)
+                    v += r[j];
+                y[j] = t->act ? cpu_act(t->act, v) : v;
+            }
+        }
+}
+
+static void run_generic(const nchwc_tile *t, int ob, int p)
+{
+    switch (ob * 16 + p) {
+    case 16 + 1: tile_generic(t, 1, 1); break;
+    case 16 + 2: tile_generic(t, 1, 2); break;
+    case 16 + 3: tile_generic(t, 1, 3); break;
+    case 16 + 4: tile_generic(t, 1, 4); break;
+    case 32 + 1: tile_generic(t, 2, 1); break;
+    case 32 + 2: tile_generic(t, 2, 2); break;
+    default: break;
+    }
+}
+
+static const nchwc_isa isa_generic = {"portable C", 2, {0, 4, 2}, run_generic};
+
+#ifdef NCHWC_X86
+
+/* --- AVX-512 --- */
+
+#define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+AVX512 __m512 act512(__m512 v, const act_params *a)
+{
+    if (!a)
+        return v;
+    switch (a->kind) {
+    case ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case ACT_CLIP:
+        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(a->alpha)), _mm512_set1_ps(a->beta));
+    case ACT_LEAKY_RELU:
+        return _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()),
+                             _mm512_mul_ps(_mm512_set1_ps(a->alpha),
+                                           _mm512_min_ps(v, _mm512_setzero_ps())));
+    default: return v;
+    }
+}
+
+AVX512 void tile512(const nchwc_tile *t, const int OB, const int P)
+{
+    __m512 acc[MAX_P][4];
+    for (int p = 0; p < P; p++)
+        for (int o = 0; o < OB; o++)
+            acc[p][o] = _mm512_setzero_ps();
+    const float *w = t->w;
+    for (int cb = 0; cb < t->cblocks; cb++) {
+        int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
+        for (int tp = 0; tp < t->taps; tp++) {
+            int64_t off = cb * t->cb_stride + t->tap_off[tp];
+            const float *xp[MAX_P];
+            for (int p = 0; p < P; p++)
+                xp[p] = t->px[p] + off;
+            if (lanes == CPU_BLOCK) {
+#pragma GCC unroll 16
+                for (int l = 0; l < CPU_BLOCK; l++) {
+                    __m512 wv[4];
+                    for (int o = 0; o < OB; o++)
+                        wv[o] = _mm512_loadu_ps(w + (l * OB + o) * CPU_BLOCK);
+                    for (int p = 0; p < P; p++) {
+                        __m512 a = _mm512_set1_ps(xp[p][l]);
+                        for (int o = 0; o < OB; o++)
+                            acc[p][o] = _mm512_fmadd_ps(a, wv[o], acc[p][o]);
+                    }
+                }
+            } else {
+                for (int l = 0; l < lanes; l++) {
+                    __m512 wv[4];
+                    for (int o = 0; o < OB; o++)
+                        wv[o] = _mm512_loadu_ps(w + (l * OB + o) * CPU_BLOCK);
+                    for (int p = 0; p < P; p++) {
+                        __m512 a = _mm512_set1_ps(xp[p][l]);
+                        for (int o = 0; o < OB; o++)
+                            acc[p][o] = _mm512_fmadd_ps(a, wv[o], acc[p][o]);
+                    }
+                }
+            }
+            w += lanes * OB * CPU_BLOCK;
+        }
+    }
+    const act_params *va = vector_act(t->act) ? t->act : NULL;
+    for (int o = 0; o < OB; o++) {
+        __m512 b = t->bias ? _mm512_loadu_ps(t->bias + o * CPU_BLOCK) : _mm512_setzero_ps();
+        for (int p = 0; p < P; p++) {
+            __m512 v = _mm512_add_ps(acc[p][o], b);
+            int64_t at = o * t->y_ob_stride + p * CPU_BLOCK;
+            if (t->res)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + at));
+            _mm512_storeu_ps(t->y + at, act512(v, va));
+        }
+    }
+}
+
+#define CASE512(o, p) case (o) * 16 + (p): tile512(t, o, p); break;
+__attribute__((target("avx512f"))) static void run_avx512(const nchwc_tile *t, int ob, int p)
+{
+    switch (ob * 16 + p) {
+    CASE512(1, 1) CASE512(1, 2) CASE512(1, 3) CASE512(1, 4)
+    CASE512(1, 5) CASE512(1, 6) CASE512(1, 7) CASE512(1, 8)
+    CASE512(2, 1) CASE512(2, 2) CASE512(2, 3) CASE512(2, 4)
+    CASE512(2, 5) CASE512(2, 6) CASE512(2, 7) CASE512(2, 8)
+    CASE512(3, 1) CASE512(3, 2) CASE512(3, 3) CASE512(3, 4)
+    CASE512(3, 5) CASE512(3, 6) CASE512(3, 7) CASE512(3, 8)
+    CASE512(4, 1) CASE512(4, 2) CASE512(4, 3) CASE512(4, 4)
+    CASE512(4, 5) CASE512(4, 6)
+    default: break;
+    }
+    if (!vector_act(t->act))
+        scalar_act_tile(t, ob, p);
+}
+
+static const nchwc_isa isa_avx512 = {"AVX-512", 4, {0, 8, 8, 8, 6}, run_avx512};
+
+/* --- AVX2 + FMA: a block is two 8-float registers --- */
+
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2 __m256 act256(__m256 v, const act_params *a)
+{
+    if (!a)
+        return v;
+    switch (a->kind) {
+    case ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case ACT_CLIP:
+        return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(a->alpha)), _mm256_set1_ps(a->beta));
+    case ACT_LEAKY_RELU:
+        return _mm256_add_ps(_mm256_max_ps(v, _mm256_setzero_ps()),
+                             _mm256_mul_ps(_mm256_set1_ps(a->alpha),
+                                           _mm256_min_ps(v, _mm256_setzero_ps())));
+    default: return v;
+    }
+}
+
+AVX2 void tile256(const nchwc_tile *t, const int OB, const int P)
+{
+    enum { H = 2 }; /* registers per block */
+    __m256 acc[6][2 * H];
+    for (int p = 0; p < P; p++)
+        for (int o = 0; o < OB * H; o++)
+            acc[p][o] = _mm256_setzero_ps();
+    const float *w = t->w;
+    for (int cb = 0; cb < t->cblocks; cb++) {
+        int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
+        for (int tp = 0; tp < t->taps; tp++) {
+            int64_t off = cb * t->cb_stride + t->tap_off[tp];
+            const float *xp[6];
+            for (int p = 0; p < P; p++)
+                xp[p] = t->px[p] + off;
+#pragma GCC unroll 4
+            for (int l = 0; l < lanes; l++) {
+                __m256 wv[2 * H];
+                for (int o = 0; o < OB * H; o++)
+                    wv[o] = _mm256_loadu_ps(w + (l * OB * H + o) * 8);
+                for (int p = 0; p < P; p++) {
+                    __m256 a = _mm256_broadcast_ss(xp[p] + l);
+                    for (int o = 0; o < OB * H; o++)
+                        acc[p][o] = _mm256_fmadd_ps(a, wv[o], acc[p][o]);
+                }
+            }
+            w += lanes * OB * CPU_BLOCK;
+        }
+    }
+    const act_params *va = vector_act(t->act) ? t->act : NULL;
+    for (int o = 0; o < OB * H; o++) {
+        int64_t base = (o / H) * t->y_ob_stride + (o % H) * 8;
+        __m256 b = t->bias ? _mm256_loadu_ps(t->bias + o * 8) : _mm256_setzero_ps();
+        for (int p = 0; p < P; p++) {
+            __m256 v = _mm256_add_ps(acc[p][o], b);
+            int64_t at = base + p * CPU_BLOCK;
+            if (t->res)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + at));
+            _mm256_storeu_ps(t->y + at, act256(v, va));
+        }
+    }
+}
+
+#define CASE256(o, p) case (o) * 16 + (p): tile256(t, o, p); break;
+__attribute__((target("avx2,fma"))) static void run_avx2(const nchwc_tile *t, int ob, int p)
+{
+    switch (ob * 16 + p) {
+    CASE256(1, 1) CASE256(1, 2) CASE256(1, 3) CASE256(1, 4) CASE256(1, 5) CASE256(1, 6)
+    CASE256(2, 1) CASE256(2, 2) CASE256(2, 3)
+    default: break;
+    }
+    if (!vector_act(t->act))
+        scalar_act_tile(t, ob, p);
+}
+
+static const nchwc_isa isa_avx2 = {"AVX2+FMA", 2, {0, 6, 3}, run_avx2};
+
+#endif /* NCHWC_X86 */
+
+const nchwc_isa *nchwc_isa_get(void)
+{
+    const char *force = getenv("VISIOND_CPU_ISA");
+    const nchwc_isa *best = &isa_generic;
+#ifdef NCHWC_X86
+    bool has512 = __builtin_cpu_supports("avx512f");
+    bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (has512)
+        best = &isa_avx512;
+    else if (has2)
+        best = &isa_avx2;
+    if (force && strcmp(force, "avx2") == 0 && has2)
+        best = &isa_avx2;
+#endif
+    if (force && strcmp(force, "generic") == 0)
+        best = &isa_generic;
+    return best;
+}

@@ -1,0 +1,316 @@
+/* Winograd F(4x4, 3x3) on blocked tensors (Lavin and Gray, 2016; the same
+ * transforms as cpu_winograd.c, which serves NCHW tensors).
+ *
+ * Each 4x4 output tile needs a 6x6 input patch. In NCHW16c a patch of one
+ * channel block is 36 vectors of 16 channels, so both transforms are plain
+ * vector arithmetic, with no transposes. A chunk of tiles goes through
+ *   V[36][cb][tile][16]  = B^T d B            (input transform)
+ *   Y[36][mb][tile][16]  = V[point] x U[point] (36 GEMMs: the micro-kernel
+ *                          with tiles as pixels and one tap)
+ *   y = A^T Y A + bias (+ residual), activation (output transform)
+ * Two schedules, as in cpu_winograd.c: when the transformed filters U are
+ * small (36 C M floats <= 2 MiB) each thread takes whole chunks, sized so
+ * V and Y stay in its L2; otherwise every thread shares each chunk, and
+ * chunks are large so U is read from memory as few times as possible.
+ */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_nchwc.h"
+
+#define POINTS 36
+#define B CPU_BLOCK
+#define PRIVATE_U_BYTES ((size_t)2 << 20)
+#define PRIVATE_CHUNK_BYTES ((size_t)1 << 20)
+#define SHARED_CHUNK_BYTES ((size_t)16 << 20)
+
+bool nchwc_winograd_applies(const conv_shape *s)
+{
+    return cpu_winograd_applies(s) && s->x_blocked && s->y_blocked;
+}
+
+nchwc_weights *nchwc_winograd_pack(const float *w, const float *bias, int64_t m, int64_t c)
+{
+    float *u = tensor_alloc(sizeof(float) * POINTS * (size_t)(m * c));
+    if (!u)
+        return NULL;
+    cpu_winograd_filters(w, m, c, u); /* U[point][oc][ic] */
+    nchwc_weights *all = NULL;
+    int64_t point_floats = c * cpu_blocks(m) * B;
+    for (int t = 0; t < POINTS; t++) {
+        nchwc_weights *one = nchwc_pack_matrix(u + (size_t)t * (size_t)(m * c), bias, m, c);
+        if (!one)
+            goto fail;
+        if (!all) { /* the first point's pack becomes the container */
+            all = one;
+            float *big = tensor_alloc(sizeof(float) * POINTS * (size_t)point_floats);
+            if (!big)
+                goto fail;
+            memcpy(big, one->w, sizeof(float) * (size_t)point_floats);
+            tensor_free(one->w);
+            all->w = big;
+            continue;
+        }
+        memcpy(all->w + t * point_floats, one->w, sizeof(float) * (size_t)point_floats);
+        nchwc_weights_free(one);
+    }
+    tensor_free(u);
+    return all;
+fail:
+    tensor_free(u);
+    nchwc_weights_free(all);
+    return NULL;
+}
+
+typedef struct {
+    int64_t th, tw, tiles; /* tiles per image: th x tw; in all: tiles */
+    int64_t hp, wp;        /* padded input */
+    int64_t cb, mb;
+    bool private_chunks;
+    int64_t chunk;         /* tiles per chunk */
+} wino_geom;
+
+static void geometry(const conv_shape *s, int threads, wino_geom *g)
+{
+    g->th = (s->oh + 3) / 4;
+    g->tw = (s->ow + 3) / 4;
+    g->tiles = s->n * g->th * g->tw;
+    g->hp = 4 * g->th + 2;
+    g->wp = 4 * g->tw + 2;
+    g->cb = cpu_blocks(s->c);
+    g->mb = cpu_blocks(s->m);
+    size_t per_tile = sizeof(float) * POINTS * B * (size_t)(g->cb + g->mb);
+    g->private_chunks = sizeof(float) * POINTS * (size_t)(s->c * s->m) <= PRIVATE_U_BYTES;
+    int64_t chunk = (int64_t)((g->private_chunks ? PRIVATE_CHUNK_BYTES : SHARED_CHUNK_BYTES) /
+                              per_tile);
+    chunk = chunk < 8 ? 8 : chunk / 8 * 8;
+    if (chunk > g->tiles)
+        chunk = g->tiles;
+    /* private chunks need enough of them to keep every thread busy */
+    if (g->private_chunks && threads > 1 && (g->tiles + chunk - 1) / chunk < 2 * threads) {
+        int64_t smaller = (g->tiles + 2 * threads - 1) / (2 * threads);
+        if (smaller >= 8)
+            chunk = smaller;
+        else
+            g->private_chunks = false;
+    }
+    g->chunk = chunk;
+}
+
+static size_t chunk_floats(const wino_geom *g)
+{
+    return (size_t)(POINTS * B * g->chunk * (g->cb + g->mb));
+}
+
+size_t nchwc_winograd_workspace(const conv_shape *s, int threads)
+{
+    wino_geom g;
+    geometry(s, threads, &g);
+    size_t pad = nchwc_padded_floats(s, g.hp, g.wp);
+    return pad + chunk_floats(&g) * (size_t)(g.private_chunks ? threads : 1);
+}
+
+/* B^T d B for one tile and channel block: d is the 6x6 patch (rows `row`
+ * floats apart), v gets 36 vectors `stride` floats apart. */
+CPU_MULTIVERSION
+static void input_transform(const float *d, int64_t row, float *v, int64_t stride)
+{
+    float t[6][6][B];
+    for (int j = 0; j < 6; j++) {
+        const float *c = d + j * B;
+        for (int l = 0; l < B; l++) {
+            float d0 = c[l], d1 = c[row + l], d2 = c[2 * row + l], d3 = c[3 * row + l],
+                  d4 = c[4 * row + l], d5 = c[5 * row + l];
+            t[0][j][l] = 4.0f * d0 - 5.0f * d2 + d4;
+            t[1][j][l] = -4.0f * (d1 + d2) + d3 + d4;
+            t[2][j][l] = 4.0f * (d1 - d2) - d3 + d4;
+            t[3][j][l] = -2.0f * (d1 - d3) - d2 + d4;
+            t[4][j][l] = 2.0f * (d1 - d3) - d2 + d4;
+            t[5][j][l] = 4.0f * d1 - 5.0f * d3 + d5;
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        float *o = v + i * 6 * stride;
+        for (int l = 0; l < B; l++) {
+            float d0 = t[i][0][l], d1 = t[i][1][l], d2 = t[i][2][l], d3 = t[i][3][l],
+                  d4 = t[i][4][l], d5 = t[i][5][l];
+            o[l] = 4.0f * d0 - 5.0f * d2 + d4;
+            o[stride + l] = -4.0f * (d1 + d2) + d3 + d4;
+            o[2 * stride + l] = 4.0f * (d1 - d2) - d3 + d4;
+            o[3 * stride + l] = -2.0f * (d1 - d3) - d2 + d4;
+            o[4 * stride + l] = 2.0f * (d1 - d3) - d2 + d4;
+            o[5 * stride + l] = 4.0f * d1 - 5.0f * d3 + d5;
+        }
+    }
+}
+
+/* A^T m A for one tile and output block, plus bias, residual, activation;
+ * stores the rows x cols of the 4x4 tile that lie inside the output. */
+CPU_MULTIVERSION
+static void output_transform(const float *m, int64_t stride, const float *bias, float *y,
+                             const float *res, int64_t row, int rows, int cols,
+                             const act_params *act)
+{
+    float t[4][6][B], o[4][4][B];
+    for (int j = 0; j < 6; j++) {
+        const float *c = m + j * stride;
+        for (int l = 0; l < B; l++) {
+            float m0 = c[l], m1 = c[6 * stride + l], m2 = c[12 * stride + l],
+                  m3 = c[18 * stride + l], m4 = c[24 * stride + l], m5 = c[30 * stride + l];
+            t[0][j][l] = m0 + m1 + m2 + m3 + m4;
+            t[1][j][l] = m1 - m2 + 2.0f * (m3 - m4);
+            t[2][j][l] = m1 + m2 + 4.0f * (m3 + m4);
+            t[3][j][l] = m1 - m2 + 8.0f * (m3 - m4) + m5;
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int l = 0; l < B; l++) {
+            float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l], m3 = t[i][3][l],
+                  m4 = t[i][4][l], m5 = t[i][5][l], b = bias[l];
+            o[i][0][l] = m0 + m1 + m2 + m3 + m4 + b;
+            o[i][1][l] = m1 - m2 + 2.0f * (m3 - m4) + b;
+            o[i][2][l] = m1 + m2 + 4.0f * (m3 + m4) + b;
+            o[i][3][l] = m1 - m2 + 8.0f * (m3 - m4) + m5 + b;
+        }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            float *dst = y + i * row + j * B;
+            const float *r = res ? res + i * row + j * B : NULL;
+            if (r)
+                for (int l = 0; l < B; l++)
+                    o[i][j][l] += r[l];
+            switch (act->kind) {
+            case ACT_NONE:
+                for (int l = 0; l < B; l++)
+                    dst[l] = o[i][j][l];
+                break;
+            case ACT_RELU:
+                for (int l = 0; l < B; l++)
+                    dst[l] = o[i][j][l] > 0.0f ? o[i][j][l] : 0.0f;
+                break;
+            default:
+                for (int l = 0; l < B; l++)
+                    dst[l] = cpu_act(act, o[i][j][l]);
+                break;
+            }
+        }
+}
+
+typedef struct {
+    const conv_shape *s;
+    const wino_geom *g;
+    nchwc_input in;
+    const nchwc_weights *u;
+    float *y;
+    const float *res;
+} wino_job;
+
+/* Tile index (over the batch) -> image and top-left output pixel. */
+static void tile_at(const wino_geom *g, int64_t tile, int64_t *img, int64_t *oy, int64_t *ox)
+{
+    int64_t per = g->th * g->tw;
+    *img = tile / per;
+    *oy = (tile % per) / g->tw * 4;
+    *ox = tile % g->tw * 4;
+}
+
+static void transform_in(const wino_job *j, int64_t first, int64_t count, float *v, int64_t item)
+{
+    int64_t tile = first + item % count, cb = item / count;
+    int64_t img, oy, ox;
+    tile_at(j->g, tile, &img, &oy, &ox);
+    const float *d = j->in.x + img * j->in.image_stride +
+                     ((cb * j->in.hp + oy) * j->in.wp + ox) * B;
+    input_transform(d, j->in.wp * B, v + (cb * count + item % count) * B, j->g->cb * count * B);
+}
+
+static void gemm_point(const wino_job *j, int64_t count, const float *v, float *ym, int64_t item)
+{
+    const nchwc_isa *isa = j->u->isa;
+    int max_p = isa->max_p[j->u->ob];
+    int64_t ptiles = (count + max_p - 1) / max_p;
+    int64_t t = item / (j->u->groups * ptiles), g = (item / ptiles) % j->u->groups;
+    int64_t q0 = item % ptiles * max_p, first = g * j->u->ob;
+    int p = (int)(count - q0 < max_p ? count - q0 : max_p);
+    int ob = (int)(j->g->mb - first < j->u->ob ? j->g->mb - first : j->u->ob);
+    const float *vt = v + t * j->g->cb * count * B;
+    const float *px[8];
+    for (int i = 0; i < p; i++)
+        px[i] = vt + (q0 + i) * B;
+    static const int64_t zero_tap = 0;
+    nchwc_tile tile = {
+        .px = px, .tap_off = &zero_tap, .taps = 1, .cblocks = (int)j->g->cb,
+        .cb_stride = count * B, .lanes_last = (int)(j->s->c - (j->g->cb - 1) * B),
+        .w = j->u->w + t * j->s->c * j->g->mb * B + g * j->u->group_floats,
+        .y = ym + ((t * j->g->mb + first) * count + q0) * B, .y_ob_stride = count * B,
+    };
+    isa->run(&tile, ob, p);
+}
+
+static void transform_out(const wino_job *j, int64_t first, int64_t count, const float *ym,
+                          int64_t item)
+{
+    const conv_shape *s = j->s;
+    int64_t tile = first + item % count, mb = item / count;
+    int64_t img, oy, ox;
+    tile_at(j->g, tile, &img, &oy, &ox);
+    int64_t at = img * j->g->mb * s->oh * s->ow * B + ((mb * s->oh + oy) * s->ow + ox) * B;
+    int rows = (int)(s->oh - oy < 4 ? s->oh - oy : 4), cols = (int)(s->ow - ox < 4 ? s->ow - ox : 4);
+    output_transform(ym + (mb * count + item % count) * B, j->g->mb * count * B,
+                     j->u->bias + mb * B, j->y + at, j->res ? j->res + at : NULL, s->ow * B, rows,
+                     cols, &s->act);
+}
+
+static int64_t gemm_items(const wino_job *j, int64_t count)
+{
+    int max_p = j->u->isa->max_p[j->u->ob];
+    return POINTS * j->u->groups * ((count + max_p - 1) / max_p);
+}
+
+void nchwc_winograd_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *u)
+{
+    int threads = omp_get_max_threads();
+    wino_geom g;
+    geometry(s, threads, &g);
+    wino_job j = {.s = s, .g = &g, .u = u, .y = b->y, .res = b->residual};
+    float *chunks = b->work + nchwc_padded_floats(s, g.hp, g.wp);
+    nchwc_prepare_input(s, b->x, g.hp, g.wp, b->work, &j.in);
+    int64_t n_chunks = (g.tiles + g.chunk - 1) / g.chunk;
+    size_t per_chunk = chunk_floats(&g);
+    if (g.private_chunks) {
+#pragma omp parallel
+        {
+            float *v = chunks + per_chunk * (size_t)omp_get_thread_num();
+            float *ym = v + POINTS * g.cb * g.chunk * B;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < n_chunks; c++) {
+                int64_t first = c * g.chunk, count = g.tiles - first < g.chunk ? g.tiles - first : g.chunk;
+                for (int64_t i = 0; i < g.cb * count; i++)
+                    transform_in(&j, first, count, v, i);
+                for (int64_t i = 0, n = gemm_items(&j, count); i < n; i++)
+                    gemm_point(&j, count, v, ym, i);
+                for (int64_t i = 0; i < g.mb * count; i++)
+                    transform_out(&j, first, count, ym, i);
+            }
+        }
+        return;
+    }
+    float *v = chunks, *ym = chunks + POINTS * g.cb * g.chunk * B;
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t first = c * g.chunk, count = g.tiles - first < g.chunk ? g.tiles - first : g.chunk;
+        int64_t n_in = g.cb * count, n_gemm = gemm_items(&j, count), n_out = g.mb * count;
+#pragma omp parallel
+        {
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < n_in; i++)
+                transform_in(&j, first, count, v, i);
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < n_gemm; i++)
+                gemm_point(&j, count, v, ym, i);
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < n_out; i++)
+                transform_out(&j, first, count, ym, i);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+"""Every CPU convolution algorithm, on every micro-kernel this CPU can run,
+against PyTorch, on the shapes that stress them: 1x1, 3x3 stride 1 and 2,
+5x5, 7x7 stride 2, 11x11 stride 4, grouped, depthwise, dilated, channel
+counts that are not multiples of 16, partial Winograd tiles, a fused
+residual and activations with and without a vector epilogue.
+
+Each case is a "sandwich" exported from PyTorch: a 1x1 conv turns the NCHW
+input into blocked activations, the conv under test runs blocked -> blocked
+(or NCHW -> NCHW when `bare`, where the conv reads the graph input and
+writes the graph output), and a last 1x1 conv reads its result. The conv
+under test is forced to each algorithm `visiond bench --algos` lists as
+applicable, and the report must show the forced algorithm was the one run.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from visiond_test import run_visiond
+
+# name: (cin, cout, kernel, stride, pad, dilation, groups, residual, act, hw, bare)
+CASES = {
+    "1x1":           (32, 48, 1, 1, 0, 1, 1, False, "relu", 13, False),
+    "3x3":           (32, 64, 3, 1, 1, 1, 1, False, "relu", 15, False),
+    "3x3_residual":  (48, 48, 3, 1, 1, 1, 1, True, "relu", 10, False),
+    "3x3_odd_ch":    (24, 40, 3, 1, 1, 1, 1, False, "relu6", 9, False),
+    "3x3_s2":        (24, 40, 3, 2, 1, 1, 1, False, "none", 17, False),
+    "5x5":           (16, 20, 5, 1, 2, 1, 1, False, "leaky", 11, False),
+    "7x7_s2_image":  (3, 32, 7, 2, 3, 1, 1, False, "relu", 30, True),
+    "11x11_s4":      (3, 16, 11, 4, 2, 1, 1, False, "relu", 63, True),
+    "3x3_bare":      (20, 36, 3, 1, 1, 1, 1, False, "none", 12, True),
+    "grouped":       (32, 64, 3, 1, 1, 1, 4, False, "relu", 9, False),
+    "depthwise":     (48, 48, 3, 1, 1, 1, 48, True, "relu6", 14, False),
+    "depthwise_s2":  (40, 40, 5, 2, 2, 1, 40, False, "hardswish", 15, False),
+    "dilated":       (32, 32, 3, 1, 2, 2, 1, False, "sigmoid", 12, False),
+}
+BATCH = 2
+ISAS = ["avx512", "avx2", "generic"]
+
+
+def activation(name):
+    return {"relu": nn.ReLU(), "relu6": nn.ReLU6(), "leaky": nn.LeakyReLU(0.1),
+            "sigmoid": nn.Sigmoid(), "hardswish": nn.Hardswish(), "none": nn.Identity()}[name]
+
+
+class Sandwich(nn.Module):
+    def __init__(self, cin, cout, k, stride, pad, dil, groups, residual, act, bare):
+        super().__init__()
+        self.bare = bare
+        self.pre = nn.Conv2d(3, cin, 1)
+        self.conv = nn.Conv2d(cin, cout, k, stride, pad, dil, groups)
+        self.act = activation(act)
+        self.residual = residual
+        self.post = nn.Conv2d(cout, 8, 1)
+
+    def forward(self, x):
+        if self.bare:
+            return self.act(self.conv(x))
+        h = torch.relu(self.pre(x))
+        y = self.conv(h)
+        if self.residual:
+            y = y + h
+        return self.post(self.act(y))
+
+
+@pytest.fixture(scope="module")
+def cases_dir(build_dir):
+    out = os.path.join(build_dir, "cpu_algos")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def export(case, directory):
+    cin, cout, k, stride, pad, dil, groups, residual, act, hw, bare = CASES[case]
+    torch.manual_seed(sum(case.encode()))
+    model = Sandwich(cin, cout, k, stride, pad, dil, groups, residual, act, bare).eval()
+    x = torch.randn(BATCH, cin if bare else 3, hw, hw)
+    path = os.path.join(directory, f"{case}.onnx")
+    torch.onnx.export(model, x, path, opset_version=13, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    with torch.no_grad():
+        ref = model(x).numpy()
+    np.save(os.path.join(directory, f"{case}_x.npy"), x.numpy())
+    return path, ref
+
+
+def target_report(path, env, algo=None):
+    args = ["bench", "--model", path, "--batch", str(BATCH), "--iters", "1", "--warmup", "0",
+            "--algos", "--json"]
+    if algo:
+        args += ["--conv-algo", algo]
+    r = run_visiond(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    algos = json.loads(r.stdout)["algorithms"]
+    # the conv under test: the only one in a bare case, else the middle one
+    return algos[0] if len(algos) == 1 else algos[1]
+
+
+def isa_env(isa):
+    return dict(os.environ, VISIOND_CPU_ISA=isa)
+
+
+def cpu_has(isa):
+    flags = open("/proc/cpuinfo").read()
+    return {"avx512": " avx512f" in flags, "avx2": " avx2" in flags and " fma" in flags,
+            "generic": True}[isa]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_cpu_algorithm_matches_pytorch(cases_dir, tmp_path, case, isa):
+    if not cpu_has(isa):
+        pytest.skip(f"this CPU has no {isa}")
+    path, ref = export(case, cases_dir)
+    env = isa_env(isa)
+    applicable = [c["name"] for c in target_report(path, env)["candidates"]
+                  if c["status"] == "ok"]
+    assert applicable, "no algorithm applies"
+    tol = 1e-4 * float(np.abs(ref).max()) + 1e-5
+    for algo in applicable:
+        report = target_report(path, env, algo)
+        assert report["chosen"] == algo and report["mode"] == "forced", report
+        out = tmp_path / f"{algo}.npy"
+        r = run_visiond("run", "--model", path, "--input",
+                        os.path.join(cases_dir, f"{case}_x.npy"), "--output", str(out),
+                        "--device", "cpu", "--conv-algo", algo, env=env)
+        assert r.returncode == 0, r.stderr
+        got = np.load(out)
+        assert got.shape == ref.shape
+        err = float(np.abs(got - ref).max())
+        assert err <= tol, f"{case} {algo} on {isa}: max|diff| {err:.3g} > {tol:.3g}"
+
+
+def test_blocked_algorithms_are_the_ones_chosen(cases_dir):
+    """The sandwiches really put the middle conv on blocked tensors."""
+    expect = {"3x3": "winograd_nchw16c", "1x1": "direct_nchw16c",
+              "depthwise": "depthwise_nchw16c", "grouped": "im2col_gemm"}
+    for case, algo in expect.items():
+        path, _ = export(case, cases_dir)
+        names = {c["name"]: c["status"] for c in target_report(path, None)["candidates"]}
+        assert names[algo] == "ok", (case, names)
