@@ -4,10 +4,48 @@
  * it, so the bias costs no extra pass; the fused activation follows. MatMul
  * with a 2-D right operand (a linear layer over a batch of rows) becomes one
  * SGEMM over all rows instead of one per batch entry.
+ *
+ * A classifier at small batch (a few rows against a large weight matrix)
+ * is bound by reading the weights, not by arithmetic: SGEMM there reached
+ * 9 GB/s of weights (0.57 ms for MobileNet's 5 MB classifier, one thread
+ * doing the work), so rows up to SMALL_ROWS take a streaming kernel of our
+ * own that reads each weight once, on every thread.
  */
 #include <cblas.h>
+#include <omp.h>
+#include <string.h>
 
 #include "cpu_kernels.h"
+#include "cpu_nchwc.h"
+
+#define SMALL_ROWS 8
+#define COLS 32 /* output columns per call of the [K][N] kernel */
+
+/* y (m x n, already holding beta C) += alpha A B for m <= SMALL_ROWS and
+ * an untransposed A: every weight is read once, the rows of A stay in cache. */
+static void gemm_small_rows(const float *a, int64_t lda, const float *b, bool trans_b, int m,
+                            int64_t n, int64_t k, float alpha, float *y)
+{
+    const cpu_simd_kernels *simd = nchwc_isa_get()->simd;
+    if (trans_b) { /* B is N x K: dot products with its rows, two at a time */
+#pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < n; j += 2)
+            simd->dot_rows(b + j * k, b + (j + 1 < n ? j + 1 : j) * k, a, lda, m, k, alpha,
+                           y + j, n);
+        return;
+    }
+    int64_t full = n / COLS * COLS; /* B is K x N: 32 columns at a time */
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < full; c0 += COLS)
+        simd->axpy_rows(b + c0, n, a, lda, m, k, alpha, y + c0, n);
+    for (int i = 0; i < m; i++)
+        for (int64_t c = full; c < n; c++) {
+            float sum = 0.0f;
+            for (int64_t t = 0; t < k; t++)
+                sum += a[i * lda + t] * b[t * n + c];
+            y[i * n + c] += alpha * sum;
+        }
+}
 
 void cpu_gemm(const float *a, const shape_t *as, const float *b, const shape_t *bs,
               const float *c, const shape_t *cs, float *y, const gemm_params *p,
@@ -29,7 +67,12 @@ void cpu_gemm(const float *a, const shape_t *as, const float *b, const shape_t *
     }
     if (m == 0 || n == 0)
         return;
-    if (k > 0)
+    bool small = m <= SMALL_ROWS && !p->trans_a;
+    if (k > 0 && small) {
+        if (beta == 0.0f)
+            memset(y, 0, sizeof(float) * (size_t)m * (size_t)n);
+        gemm_small_rows(a, as->dim[1], b, p->trans_b, m, n, k, p->alpha, y);
+    } else if (k > 0)
         cblas_sgemm(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,
                     p->trans_b ? CblasTrans : CblasNoTrans, m, n, k, p->alpha, a,
                     (int)as->dim[1], b, (int)bs->dim[1], beta, y, n);

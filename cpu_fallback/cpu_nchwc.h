@@ -38,8 +38,38 @@ typedef struct {
     const act_params *act;  /* NULL: none */
 } nchwc_tile;
 
+/* Vector kernels of cpu_simd_kernels.inc for one instruction set. */
 typedef struct {
     const char *name;
+    /* one output row of a depthwise convolution, one channel block;
+     * [lo, hi) are the columns whose taps all lie inside the input */
+    void (*dw_row)(const conv_shape *s, const float *x, const float *w, const float *bias,
+                   float *y, const float *res, int64_t oy, int64_t lo, int64_t hi);
+    void (*pool_row)(const float *x, float *y, const pool_shape *s, int64_t oy, bool is_max);
+    /* sum or max of `spatial` consecutive vectors into out[16] */
+    void (*reduce_block)(const float *x, int64_t spatial, bool is_max, float *out);
+    void (*affine_plane)(const float *x, float *y, const float *scale, const float *shift,
+                         int64_t spatial);
+    /* Winograd: a 6x6 patch (rows `row` floats apart) -> 36 vectors `stride`
+     * apart; and 36 vectors -> a rows x cols output tile with the epilogue */
+    void (*wino_in)(const float *d, int64_t row, float *v, int64_t stride);
+    void (*wino_out)(const float *m, int64_t stride, const float *bias, float *y,
+                     const float *res, int64_t row, int rows, int cols, const act_params *act);
+    /* classifier at small batch (m <= 8 rows), see cpu_gemm.c */
+    void (*dot_rows)(const float *w0, const float *w1, const float *a, int64_t lda, int m,
+                     int64_t k, float alpha, float *out, int64_t ldo);
+    void (*axpy_rows)(const float *w, int64_t ldw, const float *a, int64_t lda, int m, int64_t k,
+                      float alpha, float *y, int64_t ldy);
+} cpu_simd_kernels;
+
+extern const cpu_simd_kernels cpu_simd_generic;
+#if defined(__x86_64__) && defined(__GNUC__)
+extern const cpu_simd_kernels cpu_simd_avx512, cpu_simd_avx2;
+#endif
+
+typedef struct {
+    const char *name;
+    const cpu_simd_kernels *simd;
     int max_ob;             /* output blocks per tile */
     int max_p[5];           /* pixels per tile, by blocks (index 1..max_ob) */
     void (*run)(const nchwc_tile *t, int ob, int p);

@@ -85,7 +85,7 @@ static void run_generic(const nchwc_tile *t, int ob, int p)
     }
 }
 
-static const nchwc_isa isa_generic = {"portable C", 2, {0, 4, 2}, run_generic};
+static const nchwc_isa isa_generic = {"portable C", &cpu_simd_generic, 2, {0, 4, 2}, run_generic};
 
 #ifdef NCHWC_X86
 
@@ -181,7 +181,7 @@ __attribute__((target("avx512f"))) static void run_avx512(const nchwc_tile *t, i
         scalar_act_tile(t, ob, p);
 }
 
-static const nchwc_isa isa_avx512 = {"AVX-512", 4, {0, 8, 8, 8, 6}, run_avx512};
+static const nchwc_isa isa_avx512 = {"AVX-512", &cpu_simd_avx512, 4, {0, 8, 8, 8, 6}, run_avx512};
 
 /* --- AVX2 + FMA: a block is two 8-float registers --- */
 
@@ -258,7 +258,7 @@ __attribute__((target("avx2,fma"))) static void run_avx2(const nchwc_tile *t, in
         scalar_act_tile(t, ob, p);
 }
 
-static const nchwc_isa isa_avx2 = {"AVX2+FMA", 2, {0, 6, 3}, run_avx2};
+static const nchwc_isa isa_avx2 = {"AVX2+FMA", &cpu_simd_avx2, 2, {0, 6, 3}, run_avx2};
 
 #endif /* NCHWC_X86 */
 

@@ -111,92 +111,6 @@ size_t nchwc_winograd_workspace(const conv_shape *s, int threads)
     return pad + chunk_floats(&g) * (size_t)(g.private_chunks ? threads : 1);
 }
 
-/* B^T d B for one tile and channel block: d is the 6x6 patch (rows `row`
- * floats apart), v gets 36 vectors `stride` floats apart. */
-CPU_MULTIVERSION
-static void input_transform(const float *d, int64_t row, float *v, int64_t stride)
-{
-    float t[6][6][B];
-    for (int j = 0; j < 6; j++) {
-        const float *c = d + j * B;
-        for (int l = 0; l < B; l++) {
-            float d0 = c[l], d1 = c[row + l], d2 = c[2 * row + l], d3 = c[3 * row + l],
-                  d4 = c[4 * row + l], d5 = c[5 * row + l];
-            t[0][j][l] = 4.0f * d0 - 5.0f * d2 + d4;
-            t[1][j][l] = -4.0f * (d1 + d2) + d3 + d4;
-            t[2][j][l] = 4.0f * (d1 - d2) - d3 + d4;
-            t[3][j][l] = -2.0f * (d1 - d3) - d2 + d4;
-            t[4][j][l] = 2.0f * (d1 - d3) - d2 + d4;
-            t[5][j][l] = 4.0f * d1 - 5.0f * d3 + d5;
-        }
-    }
-    for (int i = 0; i < 6; i++) {
-        float *o = v + i * 6 * stride;
-        for (int l = 0; l < B; l++) {
-            float d0 = t[i][0][l], d1 = t[i][1][l], d2 = t[i][2][l], d3 = t[i][3][l],
-                  d4 = t[i][4][l], d5 = t[i][5][l];
-            o[l] = 4.0f * d0 - 5.0f * d2 + d4;
-            o[stride + l] = -4.0f * (d1 + d2) + d3 + d4;
-            o[2 * stride + l] = 4.0f * (d1 - d2) - d3 + d4;
-            o[3 * stride + l] = -2.0f * (d1 - d3) - d2 + d4;
-            o[4 * stride + l] = 2.0f * (d1 - d3) - d2 + d4;
-            o[5 * stride + l] = 4.0f * d1 - 5.0f * d3 + d5;
-        }
-    }
-}
-
-/* A^T m A for one tile and output block, plus bias, residual, activation;
- * stores the rows x cols of the 4x4 tile that lie inside the output. */
-CPU_MULTIVERSION
-static void output_transform(const float *m, int64_t stride, const float *bias, float *y,
-                             const float *res, int64_t row, int rows, int cols,
-                             const act_params *act)
-{
-    float t[4][6][B], o[4][4][B];
-    for (int j = 0; j < 6; j++) {
-        const float *c = m + j * stride;
-        for (int l = 0; l < B; l++) {
-            float m0 = c[l], m1 = c[6 * stride + l], m2 = c[12 * stride + l],
-                  m3 = c[18 * stride + l], m4 = c[24 * stride + l], m5 = c[30 * stride + l];
-            t[0][j][l] = m0 + m1 + m2 + m3 + m4;
-            t[1][j][l] = m1 - m2 + 2.0f * (m3 - m4);
-            t[2][j][l] = m1 + m2 + 4.0f * (m3 + m4);
-            t[3][j][l] = m1 - m2 + 8.0f * (m3 - m4) + m5;
-        }
-    }
-    for (int i = 0; i < 4; i++)
-        for (int l = 0; l < B; l++) {
-            float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l], m3 = t[i][3][l],
-                  m4 = t[i][4][l], m5 = t[i][5][l], b = bias[l];
-            o[i][0][l] = m0 + m1 + m2 + m3 + m4 + b;
-            o[i][1][l] = m1 - m2 + 2.0f * (m3 - m4) + b;
-            o[i][2][l] = m1 + m2 + 4.0f * (m3 + m4) + b;
-            o[i][3][l] = m1 - m2 + 8.0f * (m3 - m4) + m5 + b;
-        }
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) {
-            float *dst = y + i * row + j * B;
-            const float *r = res ? res + i * row + j * B : NULL;
-            if (r)
-                for (int l = 0; l < B; l++)
-                    o[i][j][l] += r[l];
-            switch (act->kind) {
-            case ACT_NONE:
-                for (int l = 0; l < B; l++)
-                    dst[l] = o[i][j][l];
-                break;
-            case ACT_RELU:
-                for (int l = 0; l < B; l++)
-                    dst[l] = o[i][j][l] > 0.0f ? o[i][j][l] : 0.0f;
-                break;
-            default:
-                for (int l = 0; l < B; l++)
-                    dst[l] = cpu_act(act, o[i][j][l]);
-                break;
-            }
-        }
-}
-
 typedef struct {
     const conv_shape *s;
     const wino_geom *g;
@@ -222,7 +136,7 @@ static void transform_in(const wino_job *j, int64_t first, int64_t count, float 
     tile_at(j->g, tile, &img, &oy, &ox);
     const float *d = j->in.x + img * j->in.image_stride +
                      ((cb * j->in.hp + oy) * j->in.wp + ox) * B;
-    input_transform(d, j->in.wp * B, v + (cb * count + item % count) * B, j->g->cb * count * B);
+    j->u->isa->simd->wino_in(d, j->in.wp * B, v + (cb * count + item % count) * B, j->g->cb * count * B);
 }
 
 static void gemm_point(const wino_job *j, int64_t count, const float *v, float *ym, int64_t item)
@@ -257,7 +171,7 @@ static void transform_out(const wino_job *j, int64_t first, int64_t count, const
     tile_at(j->g, tile, &img, &oy, &ox);
     int64_t at = img * j->g->mb * s->oh * s->ow * B + ((mb * s->oh + oy) * s->ow + ox) * B;
     int rows = (int)(s->oh - oy < 4 ? s->oh - oy : 4), cols = (int)(s->ow - ox < 4 ? s->ow - ox : 4);
-    output_transform(ym + (mb * count + item % count) * B, j->g->mb * count * B,
+    j->u->isa->simd->wino_out(ym + (mb * count + item % count) * B, j->g->mb * count * B,
                      j->u->bias + mb * B, j->y + at, j->res ? j->res + at : NULL, s->ow * B, rows,
                      cols, &s->act);
 }

@@ -142,3 +142,41 @@ def test_blocked_algorithms_are_the_ones_chosen(cases_dir):
         path, _ = export(case, cases_dir)
         names = {c["name"]: c["status"] for c in target_report(path, None)["candidates"]}
         assert names[algo] == "ok", (case, names)
+
+
+def gemm_model(path, m, k, n, trans_b, alpha, beta, relu):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(m * 100 + n + trans_b)
+    w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal(n).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["a", "w", "c"], ["g"], transB=trans_b, alpha=alpha,
+                              beta=beta)]
+    nodes.append(helper.make_node("Relu" if relu else "Identity", ["g"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "gemm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(c, "c")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return w, c
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m", [1, 3, 8, 9])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_small_and_large_batch_matches_numpy(cases_dir, tmp_path, isa, m, trans_b):
+    """The classifier path: the streaming kernel for m <= 8 rows (with
+    column and depth tails: n = 70, k = 37), SGEMM above."""
+    if not cpu_has(isa):
+        pytest.skip(f"this CPU has no {isa}")
+    k, n, alpha, beta = 37, 70, 0.5, 2.0
+    path = os.path.join(cases_dir, f"gemm_{m}_{trans_b}.onnx")
+    w, c = gemm_model(path, m, k, n, trans_b, alpha, beta, relu=True)
+    a = np.random.default_rng(m).standard_normal((m, k)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    ref = np.maximum(alpha * (a @ (w.T if trans_b else w)) + beta * c, 0)
+    r = run_visiond("run", "--model", path, "--input", str(tmp_path / "a.npy"), "--output",
+                    str(tmp_path / "y.npy"), "--device", "cpu", env=isa_env(isa))
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "y.npy")
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max() + 1e-5
