@@ -20,7 +20,7 @@
  * One tile: `p` output pixels x `ob` blocks of 16 output channels, summed
  * over every input channel block, kernel tap and channel of a block:
  *   y[o][p] = act(bias[o] + res[o][p] + sum_cb,tap,lane x(p, cb, tap, lane) w[...][o])
- * where x(p, cb, tap, lane) = px[p][cb * cb_stride + tap_off[tap] + lane].
+ * where x(p, cb, tap, lane) = px[p][cb * cb_stride + tap_off[tap] + lane * lane_stride].
  * The sums stay in registers for the whole reduction; the output is
  * written once. */
 typedef struct {
@@ -30,12 +30,19 @@ typedef struct {
     int cblocks;
     int64_t cb_stride;
     int lanes_last;         /* input channels in the last block, 1..16 */
+    int64_t lane_stride;    /* floats between the channels of a block: 1 when the
+                             * input is blocked, the plane size when it is NCHW */
     const float *w;         /* [cb][tap][lane][ob][16], lanes of the last block only */
     const float *bias;      /* ob x 16, or NULL */
     float *y;               /* block o, pixel p at y + o * y_ob_stride + p * 16 */
     int64_t y_ob_stride;
     const float *res;       /* a residual addressed like y, or NULL */
     const act_params *act;  /* NULL: none */
+    /* A reduction split into chunks (to keep a chunk of weights in L1):
+     * every chunk but the first adds to the sums already in y, and only the
+     * last applies bias, residual and activation. */
+    bool accumulate;        /* start from y instead of zero */
+    bool partial;           /* store the raw sums: no bias, residual or activation */
 } nchwc_tile;
 
 /* Vector kernels of cpu_simd_kernels.inc for one instruction set. */
@@ -66,6 +73,8 @@ extern const cpu_simd_kernels cpu_simd_generic;
 #if defined(__x86_64__) && defined(__GNUC__)
 extern const cpu_simd_kernels cpu_simd_avx512, cpu_simd_avx2;
 #endif
+
+#define NCHWC_MAX_P 14 /* pixels a tile may have on any ISA */
 
 typedef struct {
     const char *name;
@@ -100,18 +109,23 @@ bool nchwc_direct_applies(const conv_shape *s);
 size_t nchwc_direct_workspace(const conv_shape *s);
 void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *pw);
 
-/* The input as the blocked kernels read it: blocked, with the zero border
- * the window needs. Copies into `work` (padded_floats) unless the input is
- * already blocked and the window has no padding. */
+/* The input as the blocked kernels read it, with the zero border the
+ * window needs: copied into `work` (nchwc_padded_floats) unless it has no
+ * padding. A blocked input stays blocked; an NCHW one (the network's image)
+ * stays NCHW when `keep_nchw` (the direct kernel reads it with a lane
+ * stride: for 3 channels, 16-wide blocks would copy 5x the bytes). */
 typedef struct {
     const float *x;
     int64_t hp, wp;         /* padded height and width */
     int64_t image_stride;   /* floats per image */
+    int64_t pixel;          /* floats from one pixel to the next: 16 blocked, 1 NCHW */
+    int64_t lane_stride;    /* floats from one channel to the next: 1 blocked, hp wp NCHW */
+    int64_t cb_stride;      /* floats from one block of 16 channels to the next */
 } nchwc_input;
 
 size_t nchwc_padded_floats(const conv_shape *s, int64_t hp, int64_t wp);
-void nchwc_prepare_input(const conv_shape *s, const float *x, int64_t hp, int64_t wp, float *work,
-                         nchwc_input *out);
+void nchwc_prepare_input(const conv_shape *s, const float *x, int64_t hp, int64_t wp,
+                         bool keep_nchw, float *work, nchwc_input *out);
 
 /* --- Winograd F(4x4, 3x3), blocked in and out --- */
 

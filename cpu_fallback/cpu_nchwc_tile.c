@@ -12,6 +12,7 @@
  * against 270 for these intrinsics. The x86 versions sit behind target
  * attributes and __builtin_cpu_supports, so one binary runs everywhere.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@
 #define NCHWC_X86 1
 #endif
 
-#define MAX_P 8
+#define MAX_P NCHWC_MAX_P
 #define INLINE __attribute__((always_inline)) static inline
 
 /* Activations other than these run as a scalar pass over the stored tile. */
@@ -44,7 +45,10 @@ static void scalar_act_tile(const nchwc_tile *t, int ob, int p)
 INLINE void tile_generic(const nchwc_tile *t, const int OB, const int P)
 {
     float acc[MAX_P][2][CPU_BLOCK];
-    memset(acc, 0, sizeof acc);
+    for (int p = 0; p < P; p++)
+        for (int o = 0; o < OB; o++)
+            for (int j = 0; j < CPU_BLOCK; j++)
+                acc[p][o][j] = t->accumulate ? t->y[o * t->y_ob_stride + p * CPU_BLOCK + j] : 0.0f;
     const float *w = t->w;
     for (int cb = 0; cb < t->cblocks; cb++) {
         int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
@@ -52,7 +56,7 @@ INLINE void tile_generic(const nchwc_tile *t, const int OB, const int P)
             int64_t off = cb * t->cb_stride + t->tap_off[tp];
             for (int l = 0; l < lanes; l++, w += OB * CPU_BLOCK)
                 for (int p = 0; p < P; p++) {
-                    float a = t->px[p][off + l];
+                    float a = t->px[p][off + l * t->lane_stride];
                     for (int o = 0; o < OB; o++)
                         for (int j = 0; j < CPU_BLOCK; j++)
                             acc[p][o][j] += a * w[o * CPU_BLOCK + j];
@@ -64,10 +68,13 @@ INLINE void tile_generic(const nchwc_tile *t, const int OB, const int P)
             float *y = t->y + o * t->y_ob_stride + p * CPU_BLOCK;
             const float *r = t->res ? t->res + o * t->y_ob_stride + p * CPU_BLOCK : NULL;
             for (int j = 0; j < CPU_BLOCK; j++) {
-                float v = acc[p][o][j] + (t->bias ? t->bias[o * CPU_BLOCK + j] : 0.0f);
-                if (r)
-                    v += r[j];
-                y[j] = t->act ? cpu_act(t->act, v) : v;
+                float v = acc[p][o][j];
+                if (!t->partial) {
+                    v += t->bias ? t->bias[o * CPU_BLOCK + j] : 0.0f;
+                    v += r ? r[j] : 0.0f;
+                    v = t->act ? cpu_act(t->act, v) : v;
+                }
+                y[j] = v;
             }
         }
 }
@@ -114,16 +121,19 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P)
     __m512 acc[MAX_P][4];
     for (int p = 0; p < P; p++)
         for (int o = 0; o < OB; o++)
-            acc[p][o] = _mm512_setzero_ps();
+            acc[p][o] = t->accumulate ? _mm512_loadu_ps(t->y + o * t->y_ob_stride + p * CPU_BLOCK)
+                                      : _mm512_setzero_ps();
     const float *w = t->w;
     for (int cb = 0; cb < t->cblocks; cb++) {
         int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
         for (int tp = 0; tp < t->taps; tp++) {
             int64_t off = cb * t->cb_stride + t->tap_off[tp];
             const float *xp[MAX_P];
-            for (int p = 0; p < P; p++)
+            for (int p = 0; p < P; p++) {
                 xp[p] = t->px[p] + off;
-            if (lanes == CPU_BLOCK) {
+                _mm_prefetch((const char *)(xp[p] + t->cb_stride), _MM_HINT_T0);
+            }
+            if (lanes == CPU_BLOCK && t->lane_stride == 1) {
 #pragma GCC unroll 16
                 for (int l = 0; l < CPU_BLOCK; l++) {
                     __m512 wv[4];
@@ -141,7 +151,7 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P)
                     for (int o = 0; o < OB; o++)
                         wv[o] = _mm512_loadu_ps(w + (l * OB + o) * CPU_BLOCK);
                     for (int p = 0; p < P; p++) {
-                        __m512 a = _mm512_set1_ps(xp[p][l]);
+                        __m512 a = _mm512_set1_ps(xp[p][l * t->lane_stride]);
                         for (int o = 0; o < OB; o++)
                             acc[p][o] = _mm512_fmadd_ps(a, wv[o], acc[p][o]);
                     }
@@ -149,6 +159,12 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P)
             }
             w += lanes * OB * CPU_BLOCK;
         }
+    }
+    if (t->partial) {
+        for (int o = 0; o < OB; o++)
+            for (int p = 0; p < P; p++)
+                _mm512_storeu_ps(t->y + o * t->y_ob_stride + p * CPU_BLOCK, acc[p][o]);
+        return;
     }
     const act_params *va = vector_act(t->act) ? t->act : NULL;
     for (int o = 0; o < OB; o++) {
@@ -175,9 +191,11 @@ __attribute__((target("avx512f"))) static void run_avx512(const nchwc_tile *t, i
     CASE512(3, 5) CASE512(3, 6) CASE512(3, 7) CASE512(3, 8)
     CASE512(4, 1) CASE512(4, 2) CASE512(4, 3) CASE512(4, 4)
     CASE512(4, 5) CASE512(4, 6)
+    CASE512(1, 9) CASE512(1, 10) CASE512(1, 11) CASE512(1, 12) CASE512(1, 13) CASE512(1, 14)
+    CASE512(2, 9) CASE512(2, 10) CASE512(2, 11) CASE512(2, 12) CASE512(2, 13) CASE512(2, 14)
     default: break;
     }
-    if (!vector_act(t->act))
+    if (!t->partial && !vector_act(t->act))
         scalar_act_tile(t, ob, p);
 }
 
@@ -209,7 +227,9 @@ AVX2 void tile256(const nchwc_tile *t, const int OB, const int P)
     __m256 acc[6][2 * H];
     for (int p = 0; p < P; p++)
         for (int o = 0; o < OB * H; o++)
-            acc[p][o] = _mm256_setzero_ps();
+            acc[p][o] = t->accumulate ? _mm256_loadu_ps(t->y + (o / H) * t->y_ob_stride +
+                                                        (o % H) * 8 + p * CPU_BLOCK)
+                                      : _mm256_setzero_ps();
     const float *w = t->w;
     for (int cb = 0; cb < t->cblocks; cb++) {
         int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
@@ -224,13 +244,20 @@ AVX2 void tile256(const nchwc_tile *t, const int OB, const int P)
                 for (int o = 0; o < OB * H; o++)
                     wv[o] = _mm256_loadu_ps(w + (l * OB * H + o) * 8);
                 for (int p = 0; p < P; p++) {
-                    __m256 a = _mm256_broadcast_ss(xp[p] + l);
+                    __m256 a = _mm256_broadcast_ss(xp[p] + l * t->lane_stride);
                     for (int o = 0; o < OB * H; o++)
                         acc[p][o] = _mm256_fmadd_ps(a, wv[o], acc[p][o]);
                 }
             }
             w += lanes * OB * CPU_BLOCK;
         }
+    }
+    if (t->partial) {
+        for (int o = 0; o < OB * H; o++)
+            for (int p = 0; p < P; p++)
+                _mm256_storeu_ps(t->y + (o / H) * t->y_ob_stride + (o % H) * 8 + p * CPU_BLOCK,
+                                 acc[p][o]);
+        return;
     }
     const act_params *va = vector_act(t->act) ? t->act : NULL;
     for (int o = 0; o < OB * H; o++) {
@@ -254,7 +281,7 @@ __attribute__((target("avx2,fma"))) static void run_avx2(const nchwc_tile *t, in
     CASE256(2, 1) CASE256(2, 2) CASE256(2, 3)
     default: break;
     }
-    if (!vector_act(t->act))
+    if (!t->partial && !vector_act(t->act))
         scalar_act_tile(t, ob, p);
 }
 
@@ -278,5 +305,12 @@ const nchwc_isa *nchwc_isa_get(void)
 #endif
     if (force && strcmp(force, "generic") == 0)
         best = &isa_generic;
+    static nchwc_isa tuned;
+    if (getenv("TILE")) {
+        tuned = *best;
+        sscanf(getenv("TILE"), "%d,%d", &tuned.max_ob, &tuned.max_p[0]);
+        for (int i = 1; i <= tuned.max_ob; i++) tuned.max_p[i] = tuned.max_p[0] / i < 14 ? tuned.max_p[0] / i : 14;
+        return &tuned;
+    }
     return best;
 }

@@ -149,13 +149,13 @@ static void gemm_point(const wino_job *j, int64_t count, const float *v, float *
     int p = (int)(count - q0 < max_p ? count - q0 : max_p);
     int ob = (int)(j->g->mb - first < j->u->ob ? j->g->mb - first : j->u->ob);
     const float *vt = v + t * j->g->cb * count * B;
-    const float *px[8];
+    const float *px[NCHWC_MAX_P];
     for (int i = 0; i < p; i++)
         px[i] = vt + (q0 + i) * B;
     static const int64_t zero_tap = 0;
     nchwc_tile tile = {
         .px = px, .tap_off = &zero_tap, .taps = 1, .cblocks = (int)j->g->cb,
-        .cb_stride = count * B, .lanes_last = (int)(j->s->c - (j->g->cb - 1) * B),
+        .cb_stride = count * B, .lane_stride = 1, .lanes_last = (int)(j->s->c - (j->g->cb - 1) * B),
         .w = j->u->w + t * j->s->c * j->g->mb * B + g * j->u->group_floats,
         .y = ym + ((t * j->g->mb + first) * count + q0) * B, .y_ob_stride = count * B,
     };
@@ -189,7 +189,7 @@ void nchwc_winograd_run(const conv_shape *s, const conv_buffers *b, const nchwc_
     geometry(s, threads, &g);
     wino_job j = {.s = s, .g = &g, .u = u, .y = b->y, .res = b->residual};
     float *chunks = b->work + nchwc_padded_floats(s, g.hp, g.wp);
-    nchwc_prepare_input(s, b->x, g.hp, g.wp, b->work, &j.in);
+    nchwc_prepare_input(s, b->x, g.hp, g.wp, false, b->work, &j.in);
     int64_t n_chunks = (g.tiles + g.chunk - 1) / g.chunk;
     size_t per_chunk = chunk_floats(&g);
     if (g.private_chunks) {

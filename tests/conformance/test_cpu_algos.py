@@ -180,3 +180,71 @@ def test_gemm_small_and_large_batch_matches_numpy(cases_dir, tmp_path, isa, m, t
     assert r.returncode == 0, r.stderr
     got = np.load(tmp_path / "y.npy")
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max() + 1e-5
+
+
+# name: (max?, kernel, stride, pad, ceil_mode, count_include_pad, dilation, hw)
+POOLS = {
+    "max3_s2_ceil":        (True, 3, 2, 0, True, False, 1, 20),
+    "max2_s2":             (True, 2, 2, 0, False, False, 1, 17),
+    "max3_s1_pad":         (True, 3, 1, 1, False, False, 1, 13),
+    "max3_s2_dilated":     (True, 3, 2, 1, False, False, 2, 23),
+    "avg2_s2":             (False, 2, 2, 0, False, False, 1, 16),
+    "avg3_s1_pad_incl":    (False, 3, 1, 1, False, True, 1, 11),
+    "avg3_s2_pad_excl":    (False, 3, 2, 1, True, False, 1, 14),
+    "avg5_s3_ceil_incl":   (False, 5, 3, 2, True, True, 1, 19),
+}
+
+
+def pool_sandwich(path, is_max, k, stride, pad, ceil, incl, dil, hw):
+    """Conv 1x1 (3 -> 40 channels: a partial last block) -> pool -> Conv 1x1,
+    written with onnx.helper so the pool keeps its own pads (PyTorch exports
+    count_include_pad as a separate Pad)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(k * 10 + stride)
+    w1 = rng.standard_normal((40, 3, 1, 1)).astype(np.float32)
+    w2 = rng.standard_normal((8, 40, 1, 1)).astype(np.float32)
+    attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
+                 ceil_mode=int(ceil))
+    if is_max:
+        attrs["dilations"] = [dil, dil]
+    else:
+        attrs["count_include_pad"] = int(incl)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"]),
+             helper.make_node("MaxPool" if is_max else "AveragePool", ["h"], ["p"], **attrs),
+             helper.make_node("Conv", ["p", "w2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, hw, hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return torch.from_numpy(w1), torch.from_numpy(w2)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", list(POOLS))
+def test_blocked_pools_match_pytorch(cases_dir, tmp_path, case, isa):
+    if not cpu_has(isa):
+        pytest.skip(f"this CPU has no {isa}")
+    is_max, k, stride, pad, ceil, incl, dil, hw = POOLS[case]
+    path = os.path.join(cases_dir, f"pool_{case}.onnx")
+    w1, w2 = pool_sandwich(path, is_max, k, stride, pad, ceil, incl, dil, hw)
+    x = torch.randn(BATCH, 3, hw, hw, generator=torch.Generator().manual_seed(hw))
+    h = torch.nn.functional.conv2d(x, w1)  # negative values: max pads with -inf
+    if is_max:
+        h = torch.nn.functional.max_pool2d(h, k, stride, pad, dil, ceil_mode=ceil)
+    else:
+        h = torch.nn.functional.avg_pool2d(h, k, stride, pad, ceil_mode=ceil,
+                                           count_include_pad=incl)
+    ref = torch.nn.functional.conv2d(h, w2).numpy()
+    np.save(tmp_path / "x.npy", x.numpy())
+    r = run_visiond("bench", "--model", path, "--batch", str(BATCH), "--iters", "1",
+                    "--warmup", "0", "--json", env=isa_env(isa))
+    assert r.returncode == 0, r.stderr
+    assert "Pool" in json.loads(r.stdout)["layers"][1]["op"]
+    r = run_visiond("run", "--model", path, "--input", str(tmp_path / "x.npy"), "--output",
+                    str(tmp_path / "y.npy"), "--device", "cpu", env=isa_env(isa))
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max() + 1e-5, case
