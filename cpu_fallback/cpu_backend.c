@@ -196,7 +196,7 @@ static engine_status pack_weights(cpu_ctx *c, const plan *p, const plan_step *st
     const graph_node *n = &p->g->nodes[st->node];
     const float *w = p->values[n->inputs[1]].data;
     const float *bias = n->n_inputs > 2 && n->inputs[2] >= 0 ? p->values[n->inputs[2]].data : NULL;
-    nchwc_weights *pw = a == CPU_CONV_DIRECT_NCHWC ? nchwc_pack(w, bias, s->m, s->c, s->kh * s->kw)
+    nchwc_weights *pw = a == CPU_CONV_DIRECT_NCHWC ? nchwc_pack_for(s, w, bias)
                         : a == CPU_CONV_WINOGRAD_NCHWC ? nchwc_winograd_pack(w, bias, s->m, s->c)
                         : nchwc_depthwise_pack(w, bias, s->c, s->kh * s->kw);
     if (!pw)

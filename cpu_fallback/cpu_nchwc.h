@@ -101,6 +101,8 @@ typedef struct nchwc_weights {
 
 /* Packs K x C x kh x kw weights for the current micro-kernel (taps = kh kw). */
 nchwc_weights *nchwc_pack(const float *w, const float *bias, int64_t m, int64_t c, int64_t taps);
+/* The packing nchwc_direct_run() wants for this layer and input layout. */
+nchwc_weights *nchwc_pack_for(const conv_shape *s, const float *w, const float *bias);
 /* Packs an m x c matrix (row-major) as one-tap weights. */
 nchwc_weights *nchwc_pack_matrix(const float *a, const float *bias, int64_t m, int64_t c);
 void nchwc_weights_free(nchwc_weights *pw);

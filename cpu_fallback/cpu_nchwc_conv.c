@@ -112,11 +112,26 @@ size_t nchwc_padded_floats(const conv_shape *s, int64_t hp, int64_t wp)
     return (size_t)(s->n * cpu_blocks(s->c) * hp * wp * CPU_BLOCK);
 }
 
+/* An NCHW input (the network's image: 3 channels) is reduced over
+ * (channel, ky, kx) as one list of taps of a single channel each: blocks
+ * of 16 would leave 13 of 16 lanes idle and cost a strided load per lane.
+ * nchwc_pack_for() packs the weights to match. */
+static int64_t reduction_taps(const conv_shape *s)
+{
+    return s->x_blocked ? s->kh * s->kw : s->c * s->kh * s->kw;
+}
+
+nchwc_weights *nchwc_pack_for(const conv_shape *s, const float *w, const float *bias)
+{
+    return s->x_blocked ? nchwc_pack(w, bias, s->m, s->c, s->kh * s->kw)
+                        : nchwc_pack(w, bias, s->m, 1, s->c * s->kh * s->kw);
+}
+
 /* Floats of the workspace the tap offsets take, kept a multiple of 16 so
  * what follows stays 64-byte aligned. */
 static int64_t taps_floats(const conv_shape *s)
 {
-    return (s->kh * s->kw * (int64_t)(sizeof(int64_t) / sizeof(float)) + 15) / 16 * 16;
+    return (reduction_taps(s) * (int64_t)(sizeof(int64_t) / sizeof(float)) + 15) / 16 * 16;
 }
 
 size_t nchwc_direct_workspace(const conv_shape *s)
@@ -218,17 +233,21 @@ static void store_plain(const float *tmp, int64_t tmp_ob_stride, float *y, const
 void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_weights *pw)
 {
     int64_t hp = extent(s->oh, s->sh, s->kh, s->dh), wp = extent(s->ow, s->sw, s->kw, s->dw);
-    int64_t taps = s->kh * s->kw;
+    int64_t taps = reduction_taps(s);
     int64_t *tap_off = (int64_t *)b->work;
     float *pad_work = b->work + taps_floats(s);
     nchwc_input in;
     nchwc_prepare_input(s, b->x, hp, wp, true, pad_work, &in);
-    for (int64_t ky = 0; ky < s->kh; ky++)
-        for (int64_t kx = 0; kx < s->kw; kx++)
-            tap_off[ky * s->kw + kx] = (ky * s->dh * in.wp + kx * s->dw) * in.pixel;
+    for (int64_t t = 0; t < taps; t++) {
+        int64_t ky = t / s->kw % s->kh, kx = t % s->kw, ch = t / (s->kh * s->kw);
+        tap_off[t] = (ky * s->dh * in.wp + kx * s->dw) * in.pixel + ch * in.lane_stride;
+    }
+    /* blocked: blocks of 16 lanes; NCHW: one block of one lane, channels in the taps */
+    int64_t cb_count = s->x_blocked ? cpu_blocks(s->c) : 1;
+    int last_lanes = s->x_blocked ? (int)(s->c - (cb_count - 1) * CPU_BLOCK) : 1;
 
     const nchwc_isa *isa = pw->isa;
-    int64_t npix = s->oh * s->ow, mb = cpu_blocks(s->m), cb_count = cpu_blocks(s->c);
+    int64_t npix = s->oh * s->ow, mb = cpu_blocks(s->m);
     int max_p = isa->max_p[pw->ob];
     int64_t tiles = (npix + max_p - 1) / max_p, blocks = (tiles + TILE_BLOCK - 1) / TILE_BLOCK;
     int64_t per_image = pw->groups * blocks, tasks = s->n * per_image;
@@ -267,8 +286,7 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
                 nchwc_tile t = {
                     .px = pxc, .tap_off = tap_off, .taps = (int)taps, .cblocks = (int)(cb1 - cb0),
                     .cb_stride = in.cb_stride, .lane_stride = in.lane_stride,
-                    .lanes_last = cb1 == cb_count ? (int)(s->c - (cb_count - 1) * CPU_BLOCK)
-                                                  : CPU_BLOCK,
+                    .lanes_last = cb1 == cb_count ? last_lanes : CPU_BLOCK,
                     .w = pw->w + g * pw->group_floats + cb0 * taps * CPU_BLOCK * ob * CPU_BLOCK,
                     .bias = pw->bias + first * CPU_BLOCK,
                     .accumulate = c > 0, .partial = c + 1 < chunks,

@@ -124,15 +124,34 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P)
             acc[p][o] = t->accumulate ? _mm512_loadu_ps(t->y + o * t->y_ob_stride + p * CPU_BLOCK)
                                       : _mm512_setzero_ps();
     const float *w = t->w;
-    for (int cb = 0; cb < t->cblocks; cb++) {
+    if (t->cblocks == 1 && t->lanes_last == 1) {
+        /* one-lane taps (an NCHW input): each broadcast addresses its pixel's
+         * base plus the tap offset, with no per-tap pointer arithmetic */
+        const float *pp[MAX_P];
+        for (int p = 0; p < P; p++)
+            pp[p] = t->px[p];
+        for (int tp = 0; tp < t->taps; tp++, w += OB * CPU_BLOCK) {
+            int64_t off = t->tap_off[tp];
+            __m512 wv[4];
+            for (int o = 0; o < OB; o++)
+                wv[o] = _mm512_loadu_ps(w + o * CPU_BLOCK);
+            for (int p = 0; p < P; p++) {
+                __m512 a = _mm512_set1_ps(pp[p][off]);
+                for (int o = 0; o < OB; o++)
+                    acc[p][o] = _mm512_fmadd_ps(a, wv[o], acc[p][o]);
+            }
+        }
+    }
+    for (int cb = 0; cb < t->cblocks && !(t->cblocks == 1 && t->lanes_last == 1); cb++) {
         int lanes = cb == t->cblocks - 1 ? t->lanes_last : CPU_BLOCK;
+        if (cb + 1 < t->cblocks) /* the next block's pixels, while this one computes */
+            for (int p = 0; p < P; p++)
+                _mm_prefetch((const char *)(t->px[p] + (cb + 1) * t->cb_stride), _MM_HINT_T0);
         for (int tp = 0; tp < t->taps; tp++) {
             int64_t off = cb * t->cb_stride + t->tap_off[tp];
             const float *xp[MAX_P];
-            for (int p = 0; p < P; p++) {
+            for (int p = 0; p < P; p++)
                 xp[p] = t->px[p] + off;
-                _mm_prefetch((const char *)(xp[p] + t->cb_stride), _MM_HINT_T0);
-            }
             if (lanes == CPU_BLOCK && t->lane_stride == 1) {
 #pragma GCC unroll 16
                 for (int l = 0; l < CPU_BLOCK; l++) {
