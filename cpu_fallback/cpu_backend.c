@@ -39,6 +39,11 @@ typedef struct {
     cpu_conv_algo *algo;        /* per step; meaningful for Conv steps */
     engine_algo_report *report; /* per step: how the choice was made */
     bool *blocked;              /* per value: NCHW16c (cpu_layout.h) */
+    /* per value: -1, or the Concat output its producing convolution writes
+     * it into directly (at into_offset floats of each image), so the Concat
+     * copies nothing for it */
+    int *into;
+    int64_t *into_offset;
 } cpu_prepared;
 
 /* Which of cpu_ctx.packed an algorithm uses, or -1. */
@@ -343,6 +348,33 @@ static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, in
     return rc;
 }
 
+/* Blocked convolutions whose output only feeds a channel Concat (the plan
+ * keeps the Concat's buffer live for them, plan.h) write into their slice
+ * of it; SqueezeNet's and GoogLeNet's Concats then copy nothing. */
+static void plan_concat_in_place(const plan *p, cpu_prepared *pr)
+{
+    const graph *g = p->g;
+    for (int v = 0; v < g->n_values; v++)
+        pr->into[v] = -1;
+    for (int i = 0; i < p->n_steps; i++) {
+        const graph_node *n = &g->nodes[p->steps[i].node];
+        int v = n->outputs[0], y = v >= 0 ? p->values[v].concat_into : -1;
+        cpu_conv_algo a = pr->algo[i];
+        if (n->op != OP_CONV || y < 0 || !pr->blocked[v] || !pr->blocked[y] ||
+            n->n_inputs > 3 ||
+            (a != CPU_CONV_DIRECT_NCHWC && a != CPU_CONV_WINOGRAD_NCHWC &&
+             a != CPU_CONV_DEPTHWISE_NCHWC))
+            continue;
+        const graph_node *cat = &g->nodes[g->values[y].producer];
+        const shape_t *ys = &p->values[y].shape;
+        int64_t before = 0;
+        for (int k = 0; k < cat->n_inputs && cat->inputs[k] != v; k++)
+            before += p->values[cat->inputs[k]].shape.dim[1];
+        pr->into[v] = y;
+        pr->into_offset[v] = before * ys->dim[2] * ys->dim[3];
+    }
+}
+
 static void cpu_release(void *ctx, void *prepared)
 {
     (void)ctx;
@@ -351,6 +383,8 @@ static void cpu_release(void *ctx, void *prepared)
         free(pr->algo);
         free(pr->report);
         free(pr->blocked);
+        free(pr->into);
+        free(pr->into_offset);
     }
     free(pr);
 }
@@ -362,6 +396,8 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
     if (!pr || !(pr->algo = calloc((size_t)p->n_steps + 1, sizeof *pr->algo)) ||
         !(pr->report = calloc((size_t)p->n_steps + 1, sizeof *pr->report)) ||
         !(pr->blocked = calloc((size_t)p->g->n_values + 1, sizeof *pr->blocked)) ||
+        !(pr->into = calloc((size_t)p->g->n_values + 1, sizeof *pr->into)) ||
+        !(pr->into_offset = calloc((size_t)p->g->n_values + 1, sizeof *pr->into_offset)) ||
         !cpu_layout_decide(p, pr->blocked)) {
         cpu_release(c, pr);
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
@@ -388,6 +424,7 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
             return st;
         }
     }
+    plan_concat_in_place(p, pr);
     *out = pr;
     return ENGINE_OK;
 }
@@ -430,6 +467,12 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         conv_shape_of(p, pr, st, &s);
         conv_buffers b;
         conv_buffers_of(c, p, st, pr->algo[i], inputs, &b);
+        int into = pr->into[n->outputs[0]];
+        if (into >= 0) {
+            const shape_t *ys = SHAPE(into);
+            b.y = (float *)value_ptr(c, p, into, inputs) + pr->into_offset[n->outputs[0]];
+            b.y_image_stride = nchwc_floats(1, ys->dim[1], ys->dim[2] * ys->dim[3]);
+        }
         cpu_conv_run(pr->algo[i], &s, &b);
         break;
     }
@@ -518,8 +561,11 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         }
         if (blocked) {
             int64_t channels[256];
-            for (int k = 0; k < n->n_inputs; k++)
+            for (int k = 0; k < n->n_inputs; k++) {
                 channels[k] = shapes[k]->dim[1];
+                if (pr->into[n->inputs[k]] == n->outputs[0])
+                    srcs[k] = NULL; /* already written in place */
+            }
             nchwc_concat(OUT(0), (const float *const *)srcs, channels, n->n_inputs, xs->dim[0],
                          xs->dim[2] * xs->dim[3]);
             break;

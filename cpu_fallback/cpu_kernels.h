@@ -61,6 +61,9 @@ typedef struct {
     const float *winograd_u;         /* CPU_CONV_WINOGRAD: cpu_winograd_filters() output */
     const float *residual;           /* a fused residual Add (shaped like y), or NULL */
     const struct nchwc_weights *packed; /* the blocked algorithms' packed weights */
+    /* floats from one image of y to the next, 0 for y's own size: a blocked
+     * output written straight into its slice of a Concat (cpu_backend.c) */
+    int64_t y_image_stride;
 } conv_buffers;
 
 bool cpu_conv_supports(cpu_conv_algo a, const conv_shape *s);

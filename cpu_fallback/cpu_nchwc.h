@@ -152,7 +152,8 @@ void nchwc_global_pool(const float *x, float *y, int64_t n, int64_t c, int64_t s
                        bool is_max);
 void nchwc_channel_affine(const float *x, float *y, const float *scale, const float *shift,
                           int64_t n, int64_t c, int64_t spatial);
-/* Concat over channels; every input but the last has a multiple of 16. */
+/* Concat over channels; every input but the last has a multiple of 16. A
+ * NULL input is skipped (its producer wrote it into y itself). */
 void nchwc_concat(float *y, const float *const *xs, const int64_t *channels, int count,
                   int64_t n, int64_t spatial);
 

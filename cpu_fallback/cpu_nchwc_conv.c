@@ -273,7 +273,7 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
             if (++ox == s->ow)
                 ox = 0, oy++;
         }
-        float *y = b->y + img * y_image;
+        float *y = b->y + img * (b->y_image_stride ? b->y_image_stride : y_image);
         const float *res = b->residual ? b->residual + img * y_image : NULL;
         for (int64_t c = 0; c < chunks; c++) {
             int64_t cb0 = c * per_chunk, cb1 = cb0 + per_chunk < cb_count ? cb0 + per_chunk : cb_count;

@@ -70,11 +70,13 @@ void nchwc_depthwise_run(const conv_shape *s, const conv_buffers *b)
     interior(s->ow, s->sw, s->pw, s->kw, s->dw, s->w, &lo, &hi);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
-        int64_t plane = r / s->oh, oy = r % s->oh, blk = plane % cb;
+        int64_t plane = r / s->oh, oy = r % s->oh, img = plane / cb, blk = plane % cb;
         int64_t out = (plane * s->oh + oy) * s->ow * B;
+        int64_t at = b->y_image_stride ? img * b->y_image_stride + (blk * s->oh + oy) * s->ow * B
+                                       : out;
         k->dw_row(s, b->x + plane * s->h * s->w * B, pw->w + blk * pw->group_floats,
-                      pw->bias + blk * B, b->y + out, b->residual ? b->residual + out : NULL,
-                      oy, lo, hi);
+                  pw->bias + blk * B, b->y + at, b->residual ? b->residual + out : NULL, oy, lo,
+                  hi);
     }
 }
 
@@ -142,7 +144,8 @@ void nchwc_concat(float *y, const float *const *xs, const int64_t *channels, int
             for (int j = 0; j < k; j++)
                 before += channels[j];
             int64_t floats = cpu_blocks(channels[k]) * B * spatial;
-            memcpy(y + img * out_image + before * spatial, xs[k] + img * floats,
+            if (xs[k]) /* NULL: its producer wrote it in place */
+                memcpy(y + img * out_image + before * spatial, xs[k] + img * floats,
                    (size_t)floats * sizeof(float));
         }
 }

@@ -117,6 +117,7 @@ typedef struct {
     nchwc_input in;
     const nchwc_weights *u;
     float *y;
+    int64_t y_image; /* floats from one output image to the next */
     const float *res;
 } wino_job;
 
@@ -169,11 +170,12 @@ static void transform_out(const wino_job *j, int64_t first, int64_t count, const
     int64_t tile = first + item % count, mb = item / count;
     int64_t img, oy, ox;
     tile_at(j->g, tile, &img, &oy, &ox);
-    int64_t at = img * j->g->mb * s->oh * s->ow * B + ((mb * s->oh + oy) * s->ow + ox) * B;
+    int64_t image = j->g->mb * s->oh * s->ow * B, at = ((mb * s->oh + oy) * s->ow + ox) * B;
     int rows = (int)(s->oh - oy < 4 ? s->oh - oy : 4), cols = (int)(s->ow - ox < 4 ? s->ow - ox : 4);
     j->u->isa->simd->wino_out(ym + (mb * count + item % count) * B, j->g->mb * count * B,
-                     j->u->bias + mb * B, j->y + at, j->res ? j->res + at : NULL, s->ow * B, rows,
-                     cols, &s->act);
+                              j->u->bias + mb * B, j->y + img * j->y_image + at,
+                              j->res ? j->res + img * image + at : NULL, s->ow * B, rows, cols,
+                              &s->act);
 }
 
 static int64_t gemm_items(const wino_job *j, int64_t count)
@@ -187,7 +189,9 @@ void nchwc_winograd_run(const conv_shape *s, const conv_buffers *b, const nchwc_
     int threads = omp_get_max_threads();
     wino_geom g;
     geometry(s, threads, &g);
-    wino_job j = {.s = s, .g = &g, .u = u, .y = b->y, .res = b->residual};
+    wino_job j = {.s = s, .g = &g, .u = u, .y = b->y, .res = b->residual,
+                  .y_image = b->y_image_stride ? b->y_image_stride
+                                               : cpu_blocks(s->m) * s->oh * s->ow * B};
     float *chunks = b->work + nchwc_padded_floats(s, g.hp, g.wp);
     nchwc_prepare_input(s, b->x, g.hp, g.wp, false, b->work, &j.in);
     int64_t n_chunks = (g.tiles + g.chunk - 1) / g.chunk;

@@ -218,6 +218,44 @@ out:
     return st;
 }
 
+/* Marks the inputs of channel Concats (4-D, axis 1) that a backend could
+ * produce in place: computed arena values that nothing else reads or views. */
+static engine_status mark_concat_inputs(plan *p, const graph *g, engine_error *err)
+{
+    int nv = g->n_values;
+    int *readers = calloc((size_t)nv + 1, sizeof *readers);
+    if (!readers)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory planning memory");
+    for (int v = 0; v < nv; v++) {
+        p->values[v].concat_into = -1;
+        if (p->values[v].view_of >= 0)
+            readers[p->values[v].view_of] += 2; /* a viewed buffer is never eligible */
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        readers[g->outputs[i]] += 2;
+    for (int s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0)
+                readers[n->inputs[k]]++;
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        int y = n->outputs[0];
+        if (n->op != OP_CONCAT || p->steps[s].r.axis != 1 || p->values[y].shape.rank != 4)
+            continue;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            const plan_value *pv = &p->values[v];
+            if (v >= 0 && readers[v] == 1 && pv->storage == STORE_ARENA && pv->view_of < 0 &&
+                g->values[v].producer >= 0)
+                p->values[v].concat_into = y;
+        }
+    }
+    free(readers);
+    return ENGINE_OK;
+}
+
 typedef struct {
     int value;
     size_t size;
@@ -274,6 +312,11 @@ static engine_status assign_offsets(plan *p, const graph *g, engine_error *err)
         int root = p->values[v].view_of >= 0 ? p->values[v].view_of : v;
         if (p->values[root].storage == STORE_ARENA)
             last[root] = p->n_steps;
+    }
+    for (int v = 0; v < nv; v++) { /* a Concat's buffer lives from its first producer on */
+        int y = p->values[v].concat_into;
+        if (y >= 0 && first[v] >= 0 && first[v] < first[y])
+            first[y] = first[v];
     }
     int nb = 0;
     for (int v = 0; v < nv; v++)
@@ -363,6 +406,8 @@ engine_status plan_create(const graph *g, int batch, const plan *layout, plan **
                              g->output_names[i]);
             goto fail;
         }
+    if ((st = mark_concat_inputs(p, g, err)))
+        goto fail;
     /* views point at their root's offset once roots have one */
     st = layout ? copy_layout(p, layout, g, err) : assign_offsets(p, g, err);
     if (st)

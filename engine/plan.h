@@ -28,6 +28,11 @@ typedef struct {
     const void *data;  /* STORE_CONST */
     size_t offset;     /* STORE_ARENA, shared by views of the same buffer */
     int view_of;       /* -1, or the value whose buffer this one reinterprets */
+    /* -1, or the output of the channel Concat that is this value's only
+     * reader: that output's buffer is kept live from this value's producer
+     * on, so a backend may write this value straight into its slice of the
+     * Concat instead of copying it there afterwards */
+    int concat_into;
     bool defined;
 } plan_value;
 

@@ -1,7 +1,10 @@
 /* Unit test of the memory plan: on a synthetic residual network, buffers
  * whose lifetimes overlap never share bytes, buffers that do not overlap
  * are reused (the arena is smaller than the sum of activations), and the
- * plan of a smaller batch fits the layout of the largest one. */
+ * plan of a smaller batch fits the layout of the largest one. On an
+ * inception-like block, the inputs of a channel Concat are marked for
+ * writing in place and the Concat's buffer is live from their producers on
+ * (so writing there clobbers nothing). */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +77,9 @@ static void check_no_overlap(const plan *p)
     }
     for (int i = 0; i < g->n_outputs; i++)
         last[g->outputs[i]] = p->n_steps;
+    for (int v = 0; v < nv; v++) /* written in place from the producer on */
+        if (p->values[v].concat_into >= 0 && first[v] < first[p->values[v].concat_into])
+            first[p->values[v].concat_into] = first[v];
     size_t total = 0;
     for (int a = 0; a < nv; a++) {
         if (first[a] < 0)
@@ -93,9 +99,68 @@ static void check_no_overlap(const plan *p)
     free(last);
 }
 
+static graph *inception(engine_error *err)
+{
+    graph *g = graph_create("inception");
+    int x = graph_add_value(g, "x", err);
+    g->values[x].dtype = DTYPE_FLOAT32;
+    g->values[x].shape = (shape_t){.rank = 4, .dim = {-1, 16, 8, 8}};
+    g->inputs = malloc(sizeof(int));
+    g->inputs[g->n_inputs++] = x;
+    int a = add_conv(g, x, 16, 0, err), b0 = add_conv(g, x, 16, 1, err);
+    int b = add_conv(g, b0, 16, 2, err);
+    graph_node *n = graph_add_node(g, OP_CONCAT, "cat", 2, 1, err);
+    n->inputs[0] = a;
+    n->inputs[1] = b;
+    n->p.axis = 1;
+    int cat = graph_add_value(g, "cat_out", err);
+    g->nodes[g->n_nodes - 1].outputs[0] = cat;
+    g->values[cat].producer = g->n_nodes - 1;
+    shape_t ws = {.rank = 4, .dim = {16, 32, 1, 1}};
+    float *w = calloc(16 * 32, sizeof *w);
+    int wv = graph_add_const(g, "wy", DTYPE_FLOAT32, &ws, w, err);
+    free(w);
+    n = graph_add_node(g, OP_CONV, "convy", 2, 1, err);
+    n->inputs[0] = cat;
+    n->inputs[1] = wv;
+    n->p.win = (window_params){.spatial = 2, .kernel = {1, 1}, .stride = {1, 1},
+                               .dilation = {1, 1}, .group = 1};
+    int y = graph_add_value(g, "y", err);
+    g->nodes[g->n_nodes - 1].outputs[0] = y;
+    g->values[y].producer = g->n_nodes - 1;
+    g->outputs = malloc(sizeof(int));
+    g->output_names = malloc(sizeof(char *));
+    g->output_names[0] = strdup("y");
+    g->outputs[g->n_outputs++] = y;
+    return g;
+}
+
+static void test_concat_in_place(void)
+{
+    engine_error err = {0};
+    graph *g = inception(&err);
+    pass_stats stats;
+    CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
+    plan *p = NULL;
+    CHECK(plan_create(g, 2, NULL, &p, &err) == ENGINE_OK);
+    int a = graph_find_value(g, "c0"), b0 = graph_find_value(g, "c1"),
+        b = graph_find_value(g, "c2"), cat = graph_find_value(g, "cat_out");
+    CHECK(p->values[a].concat_into == cat && p->values[b].concat_into == cat);
+    CHECK(p->values[b0].concat_into < 0 && p->values[cat].concat_into < 0);
+    /* the Concat's buffer may not share bytes with b0, which is live while
+     * a and b are written into it */
+    size_t c0 = p->values[cat].offset, c1 = c0 + plan_value_bytes(p, cat);
+    size_t x0 = p->values[b0].offset, x1 = x0 + plan_value_bytes(p, b0);
+    CHECK(c1 <= x0 || x1 <= c0);
+    check_no_overlap(p);
+    plan_free(p);
+    graph_free(g);
+}
+
 int main(void)
 {
     engine_error err = {0};
+    test_concat_in_place();
     graph *g = graph_create("synthetic");
     int x = graph_add_value(g, "x", &err);
     g->values[x].dtype = DTYPE_FLOAT32;
