@@ -88,15 +88,9 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
             }
         fclose(ci);
     }
-#ifdef OPENBLAS_VERSION
-    /* openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." */
-    char version[32] = "?";
-    sscanf(openblas_get_config(), "OpenBLAS %31s", version);
-    snprintf(c->description, sizeof c->description, "cpu: OpenBLAS %s (%s kernel), %d threads",
-             version, openblas_get_corename(), c->threads);
-#else
-    snprintf(c->description, sizeof c->description, "cpu: CBLAS, %d threads", c->threads);
-#endif
+    char blas[160];
+    snprintf(c->description, sizeof c->description, "cpu: %s; convolutions: %s kernels; %d threads",
+             engine_blas_description(blas, sizeof blas), nchwc_isa_get()->name, c->threads);
     *out = c;
     return ENGINE_OK;
 }

@@ -132,4 +132,20 @@ const char *engine_backend_description(const engine *e);
 /* Why the backend is not the one asked for, or NULL ("no CUDA device: using the CPU"). */
 const char *engine_backend_note(const engine *e);
 
+/* --- the CPU's BLAS (cpu_fallback/cpu_blas.c) --- */
+
+/* OpenBLAS picks its kernel when it loads; the one to load instead, or NULL
+ * when the loaded one is right or the user chose (VISIOND_BLAS_CORETYPE=
+ * keep|NAME, or OPENBLAS_CORETYPE). `why` says why. A program applies it by
+ * setting OPENBLAS_CORETYPE, and ENGINE_BLAS_REEXEC_ENV to the kernel
+ * OpenBLAS had picked, and re-executing itself. */
+#define ENGINE_BLAS_REEXEC_ENV "VISIOND_BLAS_REEXEC"
+const char *engine_blas_kernel_choice(char *why, size_t n);
+/* The loaded kernel's name ("SkylakeX"), or NULL for a BLAS without one. */
+const char *engine_blas_kernel(void);
+/* "OpenBLAS 0.3.21, SkylakeX kernel (chosen at start-up; ...)" into buf. */
+const char *engine_blas_description(char *buf, size_t n);
+/* Median GFLOP/s of an n x n x n SGEMM on `threads` threads (0: every core). */
+double engine_sgemm_gflops(int n, int threads, int reps);
+
 #endif

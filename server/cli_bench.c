@@ -7,6 +7,11 @@
  * the same in a CNN, unlike zeros). K plain runs time the whole forward;
  * K more time each layer. The table shows per-layer medians and the
  * forward's median, which is the number to compare.
+ *
+ *   visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]
+ *
+ * measures the CPU's BLAS instead: the median GFLOP/s of an N^3 SGEMM
+ * (default 1024), the yardstick for a model's effective GFLOP/s.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -20,7 +25,33 @@ static void usage(void)
     fprintf(stderr, "usage: visiond bench --model M.onnx --batch N --iters K [--warmup W]\n"
                     "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n"
                     "                     [--algos] [--conv-algo exhaustive|heuristic|NAME]\n"
-                    "                     [--algo-cache FILE] [--workspace-mb MB]\n");
+                    "                     [--algo-cache FILE] [--workspace-mb MB]\n"
+                    "       visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]\n");
+}
+
+static int bench_sgemm(int size, int iters, int threads, bool json)
+{
+    char blas[200];
+    double gf = engine_sgemm_gflops(size, threads, iters);
+    if (gf < 0) {
+        fprintf(stderr, "visiond bench: SGEMM of %d failed (out of memory?)\n", size);
+        return EXIT_RUN;
+    }
+    engine_blas_description(blas, sizeof blas);
+    if (json) {
+        json_t *o = json_pack("{s:s,s:i,s:i,s:f}", "blas", blas, "size", size, "threads",
+                              threads, "gflops_per_s", gf);
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    } else {
+        char th[16];
+        snprintf(th, sizeof th, "%d", threads);
+        printf("SGEMM %dx%dx%d: %.1f GFLOP/s (median of %d), %s, %s threads\n", size, size, size,
+               gf, iters, blas, threads ? th : "all");
+    }
+    return 0;
 }
 
 static void fill_random(float *p, int64_t n, uint64_t *state)
@@ -90,8 +121,8 @@ static json_t *algos_json(engine *e, int batch)
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *device = "cpu", *algo = NULL, *cache = NULL;
-    int batch = 1, iters = 10, warmup = -1, threads = 0, workspace_mb = 0;
-    bool json = false, bad = false, algos = false;
+    int batch = 1, iters = 10, warmup = -1, threads = 0, workspace_mb = 0, size = 1024;
+    bool json = false, bad = false, algos = false, sgemm = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--model", &bad)))
@@ -116,11 +147,17 @@ int cli_bench(int argc, char **argv)
             json = true;
         else if (cli_flag(argv, i, "--algos"))
             algos = true;
+        else if (cli_flag(argv, i, "--sgemm"))
+            sgemm = true;
+        else if ((v = cli_opt(argc, argv, &i, "--size", &bad)))
+            bad = !cli_parse_int(v, 16, 8192, &size);
         else if (!bad) {
             fprintf(stderr, "visiond bench: unknown argument '%s'\n", argv[i]);
             bad = true;
         }
     }
+    if (!bad && sgemm)
+        return bench_sgemm(size, iters, threads, json);
     if (bad || !model) {
         usage();
         return EXIT_USAGE;

@@ -7,9 +7,12 @@
  *   visiond preprocess  an image as the daemon would feed it to a model
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "engine.h"
 
 static void usage(FILE *f)
 {
@@ -22,8 +25,25 @@ static void usage(FILE *f)
                "Each command takes --help.\n");
 }
 
+/* OpenBLAS fixes its kernel when it loads, before main: to load a better
+ * one (engine_blas_kernel_choice) the process runs itself again, once,
+ * with OPENBLAS_CORETYPE set. If the exec fails, it goes on as it is. */
+static void choose_blas_kernel(char **argv)
+{
+    char why[160];
+    const char *core = engine_blas_kernel_choice(why, sizeof why);
+    const char *loaded = engine_blas_kernel();
+    if (!core || !loaded)
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv(ENGINE_BLAS_REEXEC_ENV, loaded, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv(ENGINE_BLAS_REEXEC_ENV);
+}
+
 int main(int argc, char **argv)
 {
+    choose_blas_kernel(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

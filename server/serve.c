@@ -117,6 +117,8 @@ int cli_serve(int argc, char **argv)
         free(s);
         return EXIT_SERVER;
     }
+    char blas[200];
+    log_msg(LOG_INFO, "CPU BLAS: %s", engine_blas_description(blas, sizeof blas));
     log_msg(LOG_INFO, "visiond %s listening on http://%s:%d (models from %s)", VISIOND_VERSION,
             s->cfg.host, s->port, s->cfg.models_dir);
     model_load_options lo = {.device = s->cfg.device, .threads = s->cfg.threads,

@@ -2,6 +2,11 @@
 """make bench-cpu: visiond against ONNX Runtime on the CPU, same thread count,
 same models (the conformance exports), alternating the two in one run.
 
+Each model's effective GFLOP/s (its direct-convolution FLOPs over the
+measured time, so Winograd can exceed the machine) is printed next to the
+machine's measured SGEMM peak: `visiond bench --sgemm`, a 1024^3 SGEMM on
+the same threads with the BLAS kernel visiond chose at start-up.
+
 Each round runs `visiond bench --json` and ONNX Runtime's Node.js binding
 (tests/tools/ort_run.js bench), each in a fresh process with its own
 warm-up, one after the other; the reported figure per side is the median
@@ -62,11 +67,15 @@ def main():
     info = subprocess.run([visiond, "info", "--model", os.path.join(conf, models[0], "model.onnx")],
                           capture_output=True, text=True).stdout
     backend = next((l.split(None, 1)[1] for l in info.splitlines() if l.startswith("backend")), "?")
+    peak = run_json([visiond, "bench", "--sgemm", "--size", "1024", "--iters", "20",
+                     "--threads", str(args.threads), "--json"])
     print(f"# bench-cpu {time.strftime('%Y-%m-%d %H:%M')}  {cpu_name()}, {os.cpu_count()} cores")
     print(f"# visiond {backend}; ONNX Runtime (onnxruntime-node) intra-op threads {args.threads}")
+    print(f"# SGEMM peak (1024^3, {args.threads} threads): {peak['gflops_per_s']:.1f} GFLOP/s, "
+          f"{peak['blas']}")
     print(f"# {args.rounds} alternating rounds; per side: median of per-round medians")
     print(f"{'model':16} {'batch':>5} {'visiond ms':>11} {'ORT ms':>9} {'ratio':>6} "
-          f"{'visiond GFLOP/s':>16}")
+          f"{'visiond GFLOP/s':>16} {'of SGEMM peak':>14}")
     rows = []
     for model in models:
         path = os.path.join(conf, model, "model.onnx")
@@ -87,8 +96,9 @@ def main():
                 ort.append(o["median_ms"])
             v, o = statistics.median(vd), statistics.median(ort)
             rows.append((model, batch, v, o))
+            eff = flops / (v * 1e6)
             print(f"{model:16} {batch:>5} {v:>11.2f} {o:>9.2f} {v / o:>6.2f} "
-                  f"{flops / (v * 1e6):>16.1f}", flush=True)
+                  f"{eff:>16.1f} {eff / peak['gflops_per_s']:>13.0%}", flush=True)
     worst = max(r[2] / r[3] for r in rows)
     print(f"# worst ratio {worst:.2f}; geometric mean "
           f"{statistics.geometric_mean([r[2] / r[3] for r in rows]):.2f}")

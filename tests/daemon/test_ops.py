@@ -5,6 +5,7 @@ configuration errors."""
 import concurrent.futures as cf
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,10 @@ def warm_up(d):
 
 needs = lambda tool: pytest.mark.skipif(  # noqa: E731
     shutil.which(tool) is None, reason=f"{tool} is not installed (make test installs it)")
+
+
+def test_startup_log_names_the_blas_kernel(daemon):
+    assert re.search(r"CPU BLAS: OpenBLAS [\d.]+, \w+ kernel \(", daemon.log()), daemon.log()
 
 
 @needs("promtool")
