@@ -43,6 +43,10 @@ typedef struct {
      * last applies bias, residual and activation. */
     bool accumulate;        /* start from y instead of zero */
     bool partial;           /* store the raw sums: no bias, residual or activation */
+    /* The p pixels sit 16 floats apart from px[0] (a 1x1, stride-1 layer):
+     * the kernel addresses them from one register, which leaves room for
+     * the longer tiles of nchwc_isa.contig_p; px[1..] are not read. */
+    bool contiguous;
 } nchwc_tile;
 
 /* Vector kernels of cpu_simd_kernels.inc for one instruction set. */
@@ -74,13 +78,15 @@ extern const cpu_simd_kernels cpu_simd_generic;
 extern const cpu_simd_kernels cpu_simd_avx512, cpu_simd_avx2;
 #endif
 
-#define NCHWC_MAX_P 14 /* pixels a tile may have on any ISA */
+#define NCHWC_MAX_P 14 /* pixels a tile may have on any ISA, given by pointers */
+#define NCHWC_MAX_CONTIG_P 24 /* pixels of a contiguous tile */
 
 typedef struct {
     const char *name;
     const cpu_simd_kernels *simd;
     int max_ob;             /* output blocks per tile */
     int max_p[5];           /* pixels per tile, by blocks (index 1..max_ob) */
+    int contig_p[5];        /* pixels per contiguous tile (exactly these) */
     void (*run)(const nchwc_tile *t, int ob, int p);
 } nchwc_isa;
 

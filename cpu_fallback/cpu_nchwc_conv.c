@@ -248,8 +248,13 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
 
     const nchwc_isa *isa = pw->isa;
     int64_t npix = s->oh * s->ow, mb = cpu_blocks(s->m);
-    int max_p = isa->max_p[pw->ob];
-    int64_t tiles = (npix + max_p - 1) / max_p, blocks = (tiles + TILE_BLOCK - 1) / TILE_BLOCK;
+    /* a 1x1 stride-1 layer over an unpadded blocked input: consecutive
+     * output pixels read consecutive input pixels, 16 floats apart */
+    bool contiguous = s->x_blocked && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 &&
+                      in.wp == s->ow && in.pixel == CPU_BLOCK;
+    int step = contiguous ? isa->contig_p[pw->ob] : isa->max_p[pw->ob];
+    int64_t span = (int64_t)TILE_BLOCK * step; /* output pixels per task */
+    int64_t blocks = (npix + span - 1) / span;
     int64_t per_image = pw->groups * blocks, tasks = s->n * per_image;
     int64_t y_image = s->y_blocked ? mb * npix * CPU_BLOCK : s->m * npix;
     /* chunks of input blocks; an NCHW output is written once, from registers */
@@ -263,13 +268,13 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
         int64_t img = task / per_image, g = (task % per_image) / blocks, blk = task % blocks;
         int64_t first = g * pw->ob;
         int ob = (int)(mb - first < pw->ob ? mb - first : pw->ob);
-        int64_t t0 = blk * TILE_BLOCK, t1 = t0 + TILE_BLOCK < tiles ? t0 + TILE_BLOCK : tiles;
+        int64_t qa = blk * span, qb = qa + span < npix ? qa + span : npix;
         const float *xi = in.x + img * in.image_stride;
-        const float *px[TILE_BLOCK][NCHWC_MAX_P];
+        const float *px[TILE_BLOCK * NCHWC_MAX_CONTIG_P];
         /* each pixel's input, walking (oy, ox) without a division per pixel */
-        int64_t q = t0 * max_p, oy = q / s->ow, ox = q % s->ow;
-        for (; q < t1 * max_p && q < npix; q++) {
-            px[q / max_p - t0][q % max_p] = xi + (oy * s->sh * in.wp + ox * s->sw) * in.pixel;
+        int64_t oy = qa / s->ow, ox = qa % s->ow;
+        for (int64_t q = qa; q < qb; q++) {
+            px[q - qa] = xi + (oy * s->sh * in.wp + ox * s->sw) * in.pixel;
             if (++ox == s->ow)
                 ox = 0, oy++;
         }
@@ -278,18 +283,20 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
         for (int64_t c = 0; c < chunks; c++) {
             int64_t cb0 = c * per_chunk, cb1 = cb0 + per_chunk < cb_count ? cb0 + per_chunk : cb_count;
             const float *pxc[NCHWC_MAX_P];
-            for (int64_t ti = t0; ti < t1; ti++) {
-                int64_t q0 = ti * max_p;
-                int p = (int)(npix - q0 < max_p ? npix - q0 : max_p);
-                for (int i = 0; i < p; i++)
-                    pxc[i] = px[ti - t0][i] + cb0 * in.cb_stride;
+            int p;
+            for (int64_t q0 = qa; q0 < qb; q0 += p) {
+                bool whole = contiguous && qb - q0 >= isa->contig_p[ob];
+                p = whole ? isa->contig_p[ob]
+                          : (int)(qb - q0 < isa->max_p[ob] ? qb - q0 : isa->max_p[ob]);
+                for (int i = 0; i < (whole ? 1 : p); i++)
+                    pxc[i] = px[q0 - qa + i] + cb0 * in.cb_stride;
                 nchwc_tile t = {
                     .px = pxc, .tap_off = tap_off, .taps = (int)taps, .cblocks = (int)(cb1 - cb0),
                     .cb_stride = in.cb_stride, .lane_stride = in.lane_stride,
                     .lanes_last = cb1 == cb_count ? last_lanes : CPU_BLOCK,
                     .w = pw->w + g * pw->group_floats + cb0 * taps * CPU_BLOCK * ob * CPU_BLOCK,
                     .bias = pw->bias + first * CPU_BLOCK,
-                    .accumulate = c > 0, .partial = c + 1 < chunks,
+                    .accumulate = c > 0, .partial = c + 1 < chunks, .contiguous = whole,
                 };
                 if (s->y_blocked) {
                     t.y = y + (first * npix + q0) * CPU_BLOCK;
@@ -298,11 +305,11 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
                     t.act = act;
                     isa->run(&t, ob, p);
                 } else {
-                    float tmp[4 * NCHWC_MAX_P * CPU_BLOCK];
+                    float tmp[4 * NCHWC_MAX_CONTIG_P * CPU_BLOCK];
                     t.y = tmp;
-                    t.y_ob_stride = NCHWC_MAX_P * CPU_BLOCK;
+                    t.y_ob_stride = NCHWC_MAX_CONTIG_P * CPU_BLOCK;
                     isa->run(&t, ob, p);
-                    store_plain(tmp, NCHWC_MAX_P * CPU_BLOCK, y, res, s, first, ob, q0, p);
+                    store_plain(tmp, NCHWC_MAX_CONTIG_P * CPU_BLOCK, y, res, s, first, ob, q0, p);
                 }
             }
         }
