@@ -17,11 +17,12 @@
 #include "cpu_nchwc.h"
 
 /* The reduction runs in chunks of about CHUNK_STEPS input channels x taps,
- * so the chunk's weights (CHUNK_STEPS x 64 floats for four output blocks)
- * stay in L1 while a task's TILE_BLOCK tiles pass over them; without it a
- * tile of a 1x1 layer with 1024 inputs streamed 256 KiB of weights from L2
- * for every 6 pixels, and ran at 150 instead of 220 GFLOP/s. */
-#define CHUNK_STEPS 64
+ * so the chunk's weights (CHUNK_STEPS x 64 floats for four output blocks,
+ * 64 KiB) stay in L2 while a task's TILE_BLOCK tiles pass over them, and a
+ * tile's partial sums make one round trip through memory per chunk. 64,
+ * 128, 256 and no chunking measured within noise of each other on 1x1
+ * layers with 256-1024 inputs; 256 was never the slowest. */
+#define CHUNK_STEPS 256
 #define TILE_BLOCK 8
 
 static void *alloc_floats(size_t n)
@@ -253,8 +254,14 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
     bool contiguous = s->x_blocked && s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 &&
                       in.wp == s->ow && in.pixel == CPU_BLOCK;
     int step = contiguous ? isa->contig_p[pw->ob] : isa->max_p[pw->ob];
-    int64_t span = (int64_t)TILE_BLOCK * step; /* output pixels per task */
-    int64_t blocks = (npix + span - 1) / span;
+    /* output pixels per task: about TILE_BLOCK tiles, balanced so that no
+     * task is a sliver (a 7x7 map is one task of 49, not 48 + 1, each of
+     * which would stream the group's weights) */
+    int64_t target = (int64_t)TILE_BLOCK * step;
+    int64_t blocks = (npix + target / 2) / target;
+    blocks = blocks < 1 ? 1 : blocks;
+    int64_t span = ((npix + blocks - 1) / blocks + step - 1) / step * step;
+    blocks = (npix + span - 1) / span;
     int64_t per_image = pw->groups * blocks, tasks = s->n * per_image;
     int64_t y_image = s->y_blocked ? mb * npix * CPU_BLOCK : s->m * npix;
     /* chunks of input blocks; an NCHW output is written once, from registers */
@@ -270,7 +277,7 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
         int ob = (int)(mb - first < pw->ob ? mb - first : pw->ob);
         int64_t qa = blk * span, qb = qa + span < npix ? qa + span : npix;
         const float *xi = in.x + img * in.image_stride;
-        const float *px[TILE_BLOCK * NCHWC_MAX_CONTIG_P];
+        const float *px[2 * TILE_BLOCK * NCHWC_MAX_CONTIG_P]; /* span < 1.5 target */
         /* each pixel's input, walking (oy, ox) without a division per pixel */
         int64_t oy = qa / s->ow, ox = qa % s->ow;
         for (int64_t q = qa; q < qb; q++) {
