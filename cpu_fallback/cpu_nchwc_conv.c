@@ -260,6 +260,13 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
     int64_t target = (int64_t)TILE_BLOCK * step;
     int64_t blocks = (npix + target / 2) / target;
     blocks = blocks < 1 ? 1 : blocks;
+    /* but enough tasks to keep every thread busy: a 7x7 layer with 160
+     * outputs is three groups of one task each, two threads for three tasks */
+    int64_t want = 4 * (int64_t)omp_get_max_threads(), tiles = (npix + step - 1) / step;
+    if (s->n * pw->groups * blocks < want) {
+        blocks = (want + s->n * pw->groups - 1) / (s->n * pw->groups);
+        blocks = blocks < tiles ? blocks : tiles;
+    }
     int64_t span = ((npix + blocks - 1) / blocks + step - 1) / step * step;
     blocks = (npix + span - 1) / span;
     int64_t per_image = pw->groups * blocks, tasks = s->n * per_image;
