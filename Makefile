@@ -87,7 +87,7 @@ ENGINE_OBJ += $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cuda/*.c)) \
 endif
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test \
+.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test arm-check \
 	gpu-test build-matrix-test sanitizer-test
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a
@@ -161,11 +161,31 @@ gpu-test: all
 	$(PYTEST) tests/gpu
 
 # The build without CUDA still builds and runs, and links no CUDA library.
-build-matrix-test:
+build-matrix-test: arm-check
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-cpu CUDA=0 DEPS=0 all
 	! ldd $(BUILD)-cpu/visiond | grep -E 'libcu(da|dnn|blas)'
 	$(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device auto | grep -q 'backend    cpu'
 	! $(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device cuda 2>&1 | grep -v 'built without CUDA'
+
+# The Jetson TK1's CPU is a 32-bit ARMv7 with NEON: every engine and CPU
+# backend source compiles for it (-Werror; x86 intrinsics sit behind
+# feature checks), and the CPU kernels' unit test, built for it with the
+# portable kernels, passes under qemu-arm. Compile-only for the rest: their
+# libraries' ARM builds are not on this machine (the headers are shared,
+# but for libjpeg's jconfig.h, taken from this machine's multiarch folder).
+ARM_CC := arm-linux-gnueabihf-gcc
+ARM_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) -march=armv7-a -mfpu=neon \
+	-mfloat-abi=hard -fopenmp -I$(BUILD)/gen -Iengine $(PKG_CFLAGS) -idirafter /usr/include/$(MULTIARCH)
+ARM_KERNEL_SRC := tests/unit/test_cpu_kernels.c $(filter-out cpu_fallback/cpu_backend.c \
+	cpu_fallback/cpu_blas.c cpu_fallback/cpu_conv.c cpu_fallback/cpu_pool.c cpu_fallback/cpu_layout.c,$(CPU_SRC)) \
+	engine/graph.c engine/tensor_ops.c engine/tensor.c engine/status.c
+arm-check: $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(BUILD)/arm
+	@for f in $(ENGINE_SRC) $(CPU_SRC); do \
+		$(ARM_CC) $(ARM_FLAGS) -c $$f -o $(BUILD)/arm/$$(basename $$f .c).o || exit 1; done
+	$(ARM_CC) $(ARM_FLAGS) -static -DTEST_NO_BLAS $(ARM_KERNEL_SRC) -lm -o $(BUILD)/arm/test_cpu_kernels \
+		2>&1 | { grep -v -e 'dlopen' -e 'in function' || true; }
+	qemu-arm $(BUILD)/arm/test_cpu_kernels
 
 
 # The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build

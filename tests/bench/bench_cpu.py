@@ -9,9 +9,13 @@ the same threads with the BLAS kernel visiond chose at start-up.
 
 Each round runs `visiond bench --json` and ONNX Runtime's Node.js binding
 (tests/tools/ort_run.js bench), each in a fresh process with its own
-warm-up, one after the other; the reported figure per side is the median
-over rounds of each round's median, and the ratio is visiond / ORT (below
-1.0: visiond is faster). Not a test: it asserts nothing.
+warm-up, one after the other, the order swapping every round; the figure
+per side is the median over rounds of each round's median, and the ratio
+(visiond / ORT; below 1.0: visiond is faster) is the median over rounds
+of the two sides' ratio within the round, printed with the rounds' range:
+the bench machine is shared and its speed drifts by up to 2x over minutes,
+which a ratio taken within one round mostly cancels. Not a test: it
+asserts nothing.
 """
 import argparse
 import json
@@ -50,8 +54,8 @@ def main():
     ap.add_argument("--models", default=DEFAULT_MODELS)
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--budget-ms", type=float, default=1500,
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--budget-ms", type=float, default=1000,
                     help="target time per side per round; sets the iteration count")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -74,8 +78,10 @@ def main():
     print(f"# SGEMM peak (1024^3, {args.threads} threads): {peak['gflops_per_s']:.1f} GFLOP/s, "
           f"{peak['blas']}")
     print(f"# {args.rounds} alternating rounds; per side: median of per-round medians")
+    print(f"# ratio: median over rounds of visiond/ORT within the round (range: the rounds' "
+          f"spread); GFLOP/s: visiond's effective rate")
     print(f"{'model':16} {'batch':>5} {'visiond ms':>11} {'ORT ms':>9} {'ratio':>6} "
-          f"{'visiond GFLOP/s':>16} {'of SGEMM peak':>14}")
+          f"{'range':>11} {'GFLOP/s':>9} {'of SGEMM peak':>14}")
     rows = []
     for model in models:
         path = os.path.join(conf, model, "model.onnx")
@@ -86,22 +92,33 @@ def main():
             iters = max(3, min(50, int(args.budget_ms / max(probe["median_ms"], 0.1))))
             vd, ort = [], []
             flops = probe["flops"]
-            for _ in range(args.rounds):
-                r = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
-                              "--iters", str(iters), "--warmup", "2", "--threads",
-                              str(args.threads), "--json"])
-                vd.append(r["median_ms"])
-                o = run_json(["node", ort_js, "bench", path, str(batch), str(iters),
-                              str(args.threads), "2"], env=env)
-                ort.append(o["median_ms"])
+            for rnd in range(args.rounds):
+                def run_visiond():
+                    r = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
+                                  "--iters", str(iters), "--warmup", "2", "--threads",
+                                  str(args.threads), "--json"])
+                    vd.append(r["median_ms"])
+
+                def run_ort():
+                    o = run_json(["node", ort_js, "bench", path, str(batch), str(iters),
+                                  str(args.threads), "2"], env=env)
+                    ort.append(o["median_ms"])
+                # alternate who goes first, so neither always runs on a warmer machine
+                for side in ((run_visiond, run_ort) if rnd % 2 == 0 else (run_ort, run_visiond)):
+                    side()
             v, o = statistics.median(vd), statistics.median(ort)
-            rows.append((model, batch, v, o))
+            # the ratio pairs each round's two runs, so a slow spell of the
+            # (shared, noisy) machine lands on both sides of the same ratio
+            ratios = [a / b for a, b in zip(vd, ort)]
+            ratio = statistics.median(ratios)
+            rows.append((model, batch, v, o, ratio))
             eff = flops / (v * 1e6)
-            print(f"{model:16} {batch:>5} {v:>11.2f} {o:>9.2f} {v / o:>6.2f} "
-                  f"{eff:>16.1f} {eff / peak['gflops_per_s']:>13.0%}", flush=True)
-    worst = max(r[2] / r[3] for r in rows)
+            print(f"{model:16} {batch:>5} {v:>11.2f} {o:>9.2f} {ratio:>6.2f} "
+                  f"{min(ratios):>5.2f}-{max(ratios):<5.2f} "
+                  f"{eff:>9.1f} {eff / peak['gflops_per_s']:>13.0%}", flush=True)
+    worst = max(r[4] for r in rows)
     print(f"# worst ratio {worst:.2f}; geometric mean "
-          f"{statistics.geometric_mean([r[2] / r[3] for r in rows]):.2f}")
+          f"{statistics.geometric_mean([r[4] for r in rows]):.2f}")
 
 
 if __name__ == "__main__":
