@@ -68,17 +68,15 @@ def test_sgemm_peak_is_measured_with_the_chosen_kernel():
     assert backend()[0] + " kernel" in out["blas"]
 
 
-def test_thread_count_is_honoured(tmp_path):
+def test_thread_count_is_honoured(models_dir):
     """--threads 1: one core's worth of CPU time, BLAS and OpenMP kernels alike
     (the resnet18 export exercises both: convolutions and the Gemm)."""
     import resource
     import subprocess
     import time
 
-    from visiond_test import BIN, BUILD
-    model = os.path.join(BUILD, "conformance", "resnet18", "model.onnx")
-    if not os.path.exists(model):
-        pytest.skip("the conformance models are made by tests/conformance/test_models.py")
+    from visiond_test import BIN
+    model = os.path.join(models_dir, "resnet18", "model.onnx")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     r = subprocess.run([BIN, "bench", "--model", model, "--batch", "2", "--iters", "10",

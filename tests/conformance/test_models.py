@@ -6,7 +6,6 @@ so each test first checks that the logits vary across classes and across
 the images of the batch.
 """
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -17,13 +16,6 @@ from visiond_test import BIN, RESULTS, run_visiond
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from make_models import BATCHES, MODELS  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def models_dir(build_dir):
-    out = os.path.join(build_dir, "conformance")
-    subprocess.run([sys.executable, os.path.join(HERE, "make_models.py"), out], check=True)
-    return out
 
 
 @pytest.mark.parametrize("batch", BATCHES)

@@ -4,7 +4,6 @@ import json
 import os
 
 from visiond_test import run_visiond
-from test_models import models_dir  # noqa: F401  (fixture)
 
 
 def layers_of(path, batch=1):
