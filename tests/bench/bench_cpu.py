@@ -78,8 +78,8 @@ def main():
     print(f"# SGEMM peak (1024^3, {args.threads} threads): {peak['gflops_per_s']:.1f} GFLOP/s, "
           f"{peak['blas']}")
     print(f"# {args.rounds} alternating rounds; per side: median of per-round medians")
-    print(f"# ratio: median over rounds of visiond/ORT within the round (range: the rounds' "
-          f"spread); GFLOP/s: visiond's effective rate")
+    print("# ratio: median over rounds of visiond/ORT within the round (range: the rounds' "
+          "spread); GFLOP/s: visiond's effective rate")
     print(f"{'model':16} {'batch':>5} {'visiond ms':>11} {'ORT ms':>9} {'ratio':>6} "
           f"{'range':>11} {'GFLOP/s':>9} {'of SGEMM peak':>14}")
     rows = []

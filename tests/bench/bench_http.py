@@ -14,7 +14,6 @@ Models: the embedded default (mnist, a digit as JPEG) and squeezenet1_1
 Debian darknet's 768x576 dog.jpg).
 """
 import argparse
-import io
 import json
 import os
 import re

@@ -1,10 +1,8 @@
 """Failure paths of the model loader: each bad file must be refused with
 exit status 2 and one clear message naming the file and what is wrong,
 never a crash (the sanitizer run repeats these under ASan/UBSan)."""
-import os
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
