@@ -138,7 +138,7 @@ $(BUILD)/visiond: $(SERVER_OBJ) $(BUILD)/libvisiond_engine.a
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvisiond_engine.a $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libvisiond_engine.a $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iserver -o $@ $< $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ)) \
 		$(BUILD)/libvisiond_engine.a $(LDFLAGS_ALL) $(LIBS)

@@ -33,23 +33,28 @@ static inline int64_t pool_taps_padded(int64_t start, int64_t dil, int64_t k, in
         wino_in_##sfx,   wino_out_##sfx,  dot_rows_##sfx, axpy_rows_##sfx,                         \
     }
 
+/* The vector operations the kernels use, named after V, the vector type
+ * each block below defines (v512 -> v512_load, ...). */
+#define VCAT_(a, b) a##_##b
+#define VCAT(a, b) VCAT_(a, b)
+#define VLOAD VCAT(V, load)
+#define VSTORE VCAT(V, store)
+#define VSET1 VCAT(V, set1)
+#define VZERO VCAT(V, zero)
+#define VADD VCAT(V, add)
+#define VSUB VCAT(V, sub)
+#define VMUL VCAT(V, mul)
+#define VMAX VCAT(V, max)
+#define VMIN VCAT(V, min)
+#define VFMA VCAT(V, fma)
+#define VHSUM VCAT(V, hsum)
+
 /* portable */
 #define V vgen
 #define VFN __attribute__((always_inline)) static inline
 #define KFN static
 #define K(name) name##_generic
 #define DW_P 4
-#define VLOAD vgen_load
-#define VSTORE vgen_store
-#define VSET1 vgen_set1
-#define VZERO vgen_zero
-#define VADD vgen_add
-#define VSUB vgen_sub
-#define VMUL vgen_mul
-#define VMAX vgen_max
-#define VMIN vgen_min
-#define VFMA vgen_fma
-#define VHSUM vgen_hsum
 #include "cpu_simd_kernels.inc"
 SIMD_TABLE(generic, "portable C");
 #undef V
@@ -57,17 +62,6 @@ SIMD_TABLE(generic, "portable C");
 #undef KFN
 #undef K
 #undef DW_P
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VMAX
-#undef VMIN
-#undef VFMA
-#undef VHSUM
 
 #ifdef CPU_SIMD_X86
 
@@ -76,17 +70,6 @@ SIMD_TABLE(generic, "portable C");
 #define KFN __attribute__((target("avx512f"))) static
 #define K(name) name##_avx512
 #define DW_P 8
-#define VLOAD v512_load
-#define VSTORE v512_store
-#define VSET1 v512_set1
-#define VZERO v512_zero
-#define VADD v512_add
-#define VSUB v512_sub
-#define VMUL v512_mul
-#define VMAX v512_max
-#define VMIN v512_min
-#define VFMA v512_fma
-#define VHSUM v512_hsum
 #include "cpu_simd_kernels.inc"
 SIMD_TABLE(avx512, "AVX-512");
 #undef V
@@ -94,34 +77,12 @@ SIMD_TABLE(avx512, "AVX-512");
 #undef KFN
 #undef K
 #undef DW_P
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VMAX
-#undef VMIN
-#undef VFMA
-#undef VHSUM
 
 #define V v256
 #define VFN __attribute__((target("avx2,fma"), always_inline)) static inline
 #define KFN __attribute__((target("avx2,fma"))) static
 #define K(name) name##_avx2
 #define DW_P 4
-#define VLOAD v256_load
-#define VSTORE v256_store
-#define VSET1 v256_set1
-#define VZERO v256_zero
-#define VADD v256_add
-#define VSUB v256_sub
-#define VMUL v256_mul
-#define VMAX v256_max
-#define VMIN v256_min
-#define VFMA v256_fma
-#define VHSUM v256_hsum
 #include "cpu_simd_kernels.inc"
 SIMD_TABLE(avx2, "AVX2+FMA");
 

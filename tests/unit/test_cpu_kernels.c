@@ -19,13 +19,7 @@
 
 #include "../../cpu_fallback/cpu_nchwc.h"
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
+#include "check.h"
 
 #ifdef TEST_NO_BLAS
 #include <cblas.h>

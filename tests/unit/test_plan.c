@@ -14,13 +14,7 @@
 #include "passes.h"
 #include "plan.h"
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
+#include "check.h"
 
 static int add_conv(graph *g, int x, int channels, int idx, engine_error *err)
 {
