@@ -1,11 +1,15 @@
-/* CPU convolution.
+/* CPU convolution: the algorithms and the per-layer choice between them.
  *
- * Three algorithms, picked per layer by cpu_conv_choose():
+ * Activations in 16-channel blocks (cpu_layout.c decides which) take the
+ * blocked kernels: direct_nchw16c (cpu_nchwc_conv.c, any kernel, stride,
+ * dilation; 1x1 included), winograd_nchw16c (F(4x4,3x3), cpu_nchwc_winograd.c)
+ * and depthwise_nchw16c. Plain NCHW activations take the algorithms here:
  *  - im2col + SGEMM, the general case (any kernel, stride, dilation, group);
  *  - 1x1 with stride 1 and no padding, where an NCHW image already is the
  *    C x HW GEMM operand, so im2col would only copy it;
  *  - depthwise (one input channel per group), where a GEMM would have a
- *    single row: a direct sliding window over rows vectorises better.
+ *    single row: a direct sliding window over rows vectorises better;
+ *  - Winograd F(4x4,3x3) with the element-wise products as GEMMs.
  * Bias and the fused activation are applied to each image right after its
  * GEMM, while the output is still in cache.
  */
