@@ -122,7 +122,7 @@ static const char *cpu_describe(void *ctx)
 static unsigned cpu_capabilities(void *ctx)
 {
     (void)ctx;
-    return 0;
+    return BACKEND_CAP_RESIDUAL_IN_PLACE; /* see cpu_conv_run */
 }
 
 static engine_status cpu_load_weights(void *ctx, const graph *g, engine_error *err)
@@ -154,6 +154,11 @@ static void conv_shape_of(const plan *p, const cpu_prepared *pr, const plan_step
         .group = n->p.win.group, .act = n->act,
         .x_blocked = pr->blocked[n->inputs[0]], .y_blocked = pr->blocked[n->outputs[0]],
     };
+    if (n->n_inputs > 3 && n->inputs[3] >= 0) {
+        const plan_value *res = &p->values[n->inputs[3]], *out = &p->values[n->outputs[0]];
+        s->y_holds_residual = res->storage == STORE_ARENA && out->storage == STORE_ARENA &&
+                              res->offset == out->offset;
+    }
 }
 
 static engine_status grow_work(cpu_ctx *c, size_t floats, engine_error *err)

@@ -114,7 +114,30 @@ static void depthwise_scratch(const conv_shape *s, int64_t *pw_total, int64_t *p
         *ph_total = s->h + s->ph;
 }
 
+/* With the output in the residual's buffer (y_holds_residual), the blocked
+ * algorithms read each residual element just before writing its sum; the
+ * NCHW ones write their GEMM's product over y first, so they get a copy of
+ * the residual at the start of their workspace. */
+static bool needs_residual_copy(cpu_conv_algo a, const conv_shape *s)
+{
+    return s->y_holds_residual && a != CPU_CONV_DIRECT_NCHWC && a != CPU_CONV_WINOGRAD_NCHWC &&
+           a != CPU_CONV_DEPTHWISE_NCHWC;
+}
+
+static size_t residual_copy_floats(cpu_conv_algo a, const conv_shape *s)
+{
+    size_t n = needs_residual_copy(a, s) ? (size_t)(s->n * s->m * s->oh * s->ow) : 0;
+    return (n + 15) / 16 * 16; /* keeps the rest of the workspace 64-byte aligned */
+}
+
+static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads);
+
 size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s, int threads)
+{
+    return residual_copy_floats(a, s) + workspace_floats(a, s, threads);
+}
+
+static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads)
 {
     switch (a) {
     case CPU_CONV_DIRECT_NCHWC:
@@ -378,8 +401,17 @@ static void conv_depthwise(const conv_shape *s, const conv_buffers *b)
     }
 }
 
-void cpu_conv_run(cpu_conv_algo a, const conv_shape *s, const conv_buffers *b)
+void cpu_conv_run(cpu_conv_algo a, const conv_shape *s, const conv_buffers *in)
 {
+    conv_buffers copy;
+    const conv_buffers *b = in;
+    if (needs_residual_copy(a, s) && in->residual) {
+        copy = *in;
+        copy.work = in->work + residual_copy_floats(a, s);
+        memcpy(in->work, in->residual, (size_t)(s->n * s->m * s->oh * s->ow) * sizeof(float));
+        copy.residual = in->work;
+        b = &copy;
+    }
     switch (a) {
     case CPU_CONV_1X1: conv_1x1(s, b); break;
     case CPU_CONV_DEPTHWISE: conv_depthwise(s, b); break;

@@ -52,6 +52,9 @@ typedef struct {
     int64_t group;
     act_params act;
     bool x_blocked, y_blocked; /* layouts (cpu_layout.h): NCHW16c or NCHW */
+    /* the plan put the output in the fused residual's buffer (plan.h,
+     * PLAN_RESIDUAL_IN_PLACE) */
+    bool y_holds_residual;
 } conv_shape;
 
 typedef struct {

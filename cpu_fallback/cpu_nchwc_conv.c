@@ -277,6 +277,8 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
         per_chunk = s->y_blocked ? 1 : cb_count;
     int64_t chunks = (cb_count + per_chunk - 1) / per_chunk;
     const act_params *act = s->act.kind == ACT_NONE ? NULL : &s->act;
+    /* the output in its residual's buffer: the sums start from it */
+    bool sums_from_y = s->y_blocked && s->y_holds_residual && b->residual;
 #pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < tasks; task++) {
         int64_t img = task / per_image, g = (task % per_image) / blocks, blk = task % blocks;
@@ -293,7 +295,7 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
                 ox = 0, oy++;
         }
         float *y = b->y + img * (b->y_image_stride ? b->y_image_stride : y_image);
-        const float *res = b->residual ? b->residual + img * y_image : NULL;
+        const float *res = b->residual && !sums_from_y ? b->residual + img * y_image : NULL;
         for (int64_t c = 0; c < chunks; c++) {
             int64_t cb0 = c * per_chunk, cb1 = cb0 + per_chunk < cb_count ? cb0 + per_chunk : cb_count;
             const float *pxc[NCHWC_MAX_P];
@@ -310,7 +312,7 @@ void nchwc_direct_run(const conv_shape *s, const conv_buffers *b, const nchwc_we
                     .lanes_last = cb1 == cb_count ? last_lanes : CPU_BLOCK,
                     .w = pw->w + g * pw->group_floats + cb0 * taps * CPU_BLOCK * ob * CPU_BLOCK,
                     .bias = pw->bias + first * CPU_BLOCK,
-                    .accumulate = c > 0, .partial = c + 1 < chunks, .contiguous = whole,
+                    .accumulate = c > 0 || sums_from_y, .partial = c + 1 < chunks, .contiguous = whole,
                 };
                 if (s->y_blocked) {
                     t.y = y + (first * npix + q0) * CPU_BLOCK;

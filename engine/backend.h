@@ -28,6 +28,9 @@ typedef struct {
 enum {
     BACKEND_CAP_GPU = 1u << 0,
     BACKEND_CAP_INTEGRATED = 1u << 1, /* shares memory with the host (Jetson) */
+    /* every convolution copes with its output in its residual's buffer
+     * (plan.h, PLAN_RESIDUAL_IN_PLACE) */
+    BACKEND_CAP_RESIDUAL_IN_PLACE = 1u << 2,
 };
 
 typedef struct backend_ops {

@@ -93,7 +93,10 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
     if (!e->plans[batch]) {
         const plan *layout = batch == e->max_batch ? NULL : e->plans[e->max_batch];
         plan *p;
-        engine_status st = plan_create(e->g, batch, layout, &p, err);
+        unsigned flags = e->be->capabilities(e->be_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE
+                             ? PLAN_RESIDUAL_IN_PLACE
+                             : 0;
+        engine_status st = plan_create(e->g, batch, layout, flags, &p, err);
         if (st)
             return st;
         void *pr = NULL;
@@ -127,7 +130,7 @@ engine_status engine_load(const char *path, const engine_options *opt, engine **
         const shape_t *s0 = &e->g->values[e->g->inputs[0]].shape;
         int probe_batch = s0->rank > 0 && s0->dim[0] > 0 ? (int)s0->dim[0] : 1;
         plan *probe;
-        if ((st = plan_create(e->g, probe_batch, NULL, &probe, err)))
+        if ((st = plan_create(e->g, probe_batch, NULL, 0, &probe, err)))
             goto fail;
         st = passes_fuse_residuals(e->g, probe, NULL, err);
         plan_free(probe);

@@ -276,23 +276,49 @@ static int by_offset(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
+/* PLAN_RESIDUAL_IN_PLACE: a convolution's output takes its residual's
+ * buffer (alias[y] = the buffer's owner) when nothing reads the residual
+ * after that step; the owner's lifetime grows to cover the output's. */
+static void residuals_in_place(const plan *p, const graph *g, int *last, int *alias)
+{
+    for (int s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        if (n->op != OP_CONV || n->n_inputs < 4 || n->inputs[3] < 0)
+            continue;
+        int r = n->inputs[3], y = n->outputs[0], x = n->inputs[0];
+        const plan_value *pr = &p->values[r], *py = &p->values[y];
+        int x_root = p->values[x].view_of >= 0 ? p->values[x].view_of : x;
+        if (pr->storage != STORE_ARENA || py->storage != STORE_ARENA || pr->view_of >= 0 ||
+            pr->concat_into >= 0 || py->concat_into >= 0 || x_root == r || last[r] != s ||
+            plan_value_room(p, r) != plan_value_room(p, y))
+            continue;
+        int owner = r;
+        while (alias[owner] >= 0)
+            owner = alias[owner];
+        alias[y] = owner;
+        if (last[y] > last[owner])
+            last[owner] = last[y];
+    }
+}
+
 /* Greedy by size: each buffer, largest first, takes the lowest offset that
  * does not overlap a placed buffer whose lifetime overlaps its own. */
-static engine_status assign_offsets(plan *p, const graph *g, engine_error *err)
+static engine_status assign_offsets(plan *p, const graph *g, unsigned flags, engine_error *err)
 {
     int nv = g->n_values;
     int *first = malloc((size_t)nv * sizeof *first), *last = malloc((size_t)nv * sizeof *last);
+    int *alias = malloc((size_t)nv * sizeof *alias);
     buffer_life *bufs = malloc((size_t)nv * sizeof *bufs);
     size_t *placed = malloc((size_t)nv * 2 * sizeof *placed); /* offset, size pairs */
     int *placed_idx = malloc((size_t)nv * sizeof *placed_idx);
     size_t *cands = malloc((size_t)nv * 2 * sizeof *cands);
     engine_status st = ENGINE_OK;
-    if (!first || !last || !bufs || !placed || !placed_idx || !cands) {
+    if (!first || !last || !alias || !bufs || !placed || !placed_idx || !cands) {
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory planning memory");
         goto out;
     }
     for (int v = 0; v < nv; v++)
-        first[v] = last[v] = -1;
+        first[v] = last[v] = alias[v] = -1;
     for (int s = 0; s < p->n_steps; s++) {
         const graph_node *n = &g->nodes[p->steps[s].node];
         for (int k = 0; k < n->n_outputs; k++)
@@ -318,9 +344,11 @@ static engine_status assign_offsets(plan *p, const graph *g, engine_error *err)
         if (y >= 0 && first[v] >= 0 && first[v] < first[y])
             first[y] = first[v];
     }
+    if (flags & PLAN_RESIDUAL_IN_PLACE)
+        residuals_in_place(p, g, last, alias);
     int nb = 0;
     for (int v = 0; v < nv; v++)
-        if (first[v] >= 0 && p->values[v].view_of < 0)
+        if (first[v] >= 0 && p->values[v].view_of < 0 && alias[v] < 0)
             bufs[nb++] = (buffer_life){v, (plan_value_room(p, v) + ARENA_ALIGN - 1) &
                                               ~(size_t)(ARENA_ALIGN - 1),
                                        first[v], last[v]};
@@ -348,10 +376,14 @@ static engine_status assign_offsets(plan *p, const graph *g, engine_error *err)
         if (off + bufs[i].size > arena)
             arena = off + bufs[i].size;
     }
+    for (int v = 0; v < nv; v++)
+        if (alias[v] >= 0)
+            p->values[v].offset = p->values[alias[v]].offset;
     p->arena_bytes = arena;
 out:
     free(first);
     free(last);
+    free(alias);
     free(bufs);
     free(placed);
     free(placed_idx);
@@ -376,8 +408,8 @@ static engine_status copy_layout(plan *p, const plan *layout, const graph *g, en
     return ENGINE_OK;
 }
 
-engine_status plan_create(const graph *g, int batch, const plan *layout, plan **out,
-                          engine_error *err)
+engine_status plan_create(const graph *g, int batch, const plan *layout, unsigned flags,
+                          plan **out, engine_error *err)
 {
     *out = NULL;
     plan *p = calloc(1, sizeof *p);
@@ -409,7 +441,7 @@ engine_status plan_create(const graph *g, int batch, const plan *layout, plan **
     if ((st = mark_concat_inputs(p, g, err)))
         goto fail;
     /* views point at their root's offset once roots have one */
-    st = layout ? copy_layout(p, layout, g, err) : assign_offsets(p, g, err);
+    st = layout ? copy_layout(p, layout, g, err) : assign_offsets(p, g, flags, err);
     if (st)
         goto fail;
     for (int v = 0; v < g->n_values; v++)

@@ -75,11 +75,18 @@ typedef struct plan {
     int n_owned, cap_owned;
 } plan;
 
+/* Flags of plan_create. PLAN_RESIDUAL_IN_PLACE: a convolution with a fused
+ * residual whose residual is read by nothing after it writes its output
+ * into the residual's buffer (the sum then reads and writes the same
+ * memory, saving the output's write-allocate traffic). Only for backends
+ * whose every convolution reads each residual element before writing it. */
+#define PLAN_RESIDUAL_IN_PLACE 1u
+
 /* Makes the plan for `batch`. With `layout`, a plan of a larger batch of the
  * same graph, the arena offsets are taken from it, so one arena serves every
  * batch size up to the largest. */
-engine_status plan_create(const graph *g, int batch, const plan *layout, plan **out,
-                          engine_error *err);
+engine_status plan_create(const graph *g, int batch, const plan *layout, unsigned flags,
+                          plan **out, engine_error *err);
 void plan_free(plan *p);
 
 /* Bytes a value occupies for this plan. */

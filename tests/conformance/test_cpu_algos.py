@@ -4,6 +4,13 @@ against PyTorch, on the shapes that stress them: 1x1, 3x3 stride 1 and 2,
 counts that are not multiples of 16, partial Winograd tiles, a fused
 residual and activations with and without a vector epilogue.
 
+A residual is either the conv's own input (True) or, in the "chain" cases,
+an earlier map that nothing reads after the conv, so the plan puts the
+conv's output in the residual's buffer (plan.h, PLAN_RESIDUAL_IN_PLACE):
+blocked, NCHW ("chain_nchw": a channel Softmax reads the sum, which keeps
+it NCHW, and one before it keeps the conv's input NCHW too) and, with 288
+channels, more than one reduction chunk.
+
 Each case is a "sandwich" exported from PyTorch: a 1x1 conv turns the NCHW
 input into blocked activations, the conv under test runs blocked -> blocked
 (or NCHW -> NCHW when `bare`, where the conv reads the graph input and
@@ -36,6 +43,13 @@ CASES = {
     "depthwise":     (48, 48, 3, 1, 1, 1, 48, True, "relu6", 14, False),
     "depthwise_s2":  (40, 40, 5, 2, 2, 1, 40, False, "hardswish", 15, False),
     "dilated":       (32, 32, 3, 1, 2, 2, 1, False, "sigmoid", 12, False),
+    "1x1_in_place":  (288, 288, 1, 1, 0, 1, 1, "chain", "relu", 7, False),
+    "3x3_in_place":  (48, 48, 3, 1, 1, 1, 1, "chain", "relu", 10, False),
+    "dw_in_place":   (48, 48, 3, 1, 1, 1, 48, "chain", "relu6", 14, False),
+    "grouped_in_place": (32, 32, 3, 1, 1, 1, 4, "chain", "relu", 9, False),
+    "3x3_in_place_nchw": (32, 32, 3, 1, 1, 1, 1, "chain_nchw", "relu", 12, False),
+    "1x1_in_place_nchw": (32, 32, 1, 1, 0, 1, 1, "chain_nchw", "none", 12, False),
+    "dw_in_place_nchw": (48, 48, 3, 1, 1, 1, 48, "chain_nchw", "relu", 14, False),
 }
 BATCH = 2
 ISAS = ["avx512", "avx2", "generic"]
@@ -54,12 +68,20 @@ class Sandwich(nn.Module):
         self.conv = nn.Conv2d(cin, cout, k, stride, pad, dil, groups)
         self.act = activation(act)
         self.residual = residual
+        if residual in ("chain", "chain_nchw"):
+            self.mid = nn.Conv2d(cin, cin, 1)
         self.post = nn.Conv2d(cout, 8, 1)
 
     def forward(self, x):
         if self.bare:
             return self.act(self.conv(x))
         h = torch.relu(self.pre(x))
+        if self.residual in ("chain", "chain_nchw"):
+            g = torch.relu(self.mid(h))
+            if self.residual == "chain_nchw":
+                g = torch.softmax(g, 1)
+            y = self.act(self.conv(g) + h)
+            return self.post(torch.softmax(y, 1) if self.residual == "chain_nchw" else y)
         y = self.conv(h)
         if self.residual:
             y = y + h
@@ -95,8 +117,9 @@ def target_report(path, env, algo=None):
     r = run_visiond(*args, env=env)
     assert r.returncode == 0, r.stderr
     algos = json.loads(r.stdout)["algorithms"]
-    # the conv under test: the only one in a bare case, else the middle one
-    return algos[0] if len(algos) == 1 else algos[1]
+    # the conv under test: the only one in a bare case, else the one before
+    # the last (the chains have a 1x1 conv in front of it)
+    return algos[0] if len(algos) == 1 else algos[-2]
 
 
 def isa_env(isa):

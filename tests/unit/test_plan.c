@@ -4,7 +4,9 @@
  * plan of a smaller batch fits the layout of the largest one. On an
  * inception-like block, the inputs of a channel Concat are marked for
  * writing in place and the Concat's buffer is live from their producers on
- * (so writing there clobbers nothing). */
+ * (so writing there clobbers nothing). With PLAN_RESIDUAL_IN_PLACE, a
+ * convolution with a fused residual writes into the residual's buffer
+ * when nothing reads the residual afterwards, and the arena shrinks. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,16 @@ static int add_binary(graph *g, op_t op, int a, int b, int idx, engine_error *er
     return out;
 }
 
+/* b is the output of a convolution that takes a as its residual and
+ * writes into a's buffer (PLAN_RESIDUAL_IN_PLACE): they meet at that step */
+static bool in_place_pair(const plan *p, int a, int b)
+{
+    int node = p->g->values[b].producer;
+    const graph_node *n = node >= 0 ? &p->g->nodes[node] : NULL;
+    return n && n->op == OP_CONV && n->n_inputs > 3 && n->inputs[3] == a &&
+           p->values[a].offset == p->values[b].offset;
+}
+
 static void check_no_overlap(const plan *p)
 {
     const graph *g = p->g;
@@ -82,6 +94,9 @@ static void check_no_overlap(const plan *p)
         CHECK(p->values[a].offset + plan_value_bytes(p, a) <= p->arena_bytes);
         for (int b = a + 1; b < nv; b++) {
             if (first[b] < 0 || first[a] > last[b] || first[b] > last[a])
+                continue;
+            if ((in_place_pair(p, a, b) && last[a] == first[b]) ||
+                (in_place_pair(p, b, a) && last[b] == first[a]))
                 continue;
             size_t a0 = p->values[a].offset, a1 = a0 + plan_value_bytes(p, a);
             size_t b0 = p->values[b].offset, b1 = b0 + plan_value_bytes(p, b);
@@ -136,7 +151,7 @@ static void test_concat_in_place(void)
     pass_stats stats;
     CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
     plan *p = NULL;
-    CHECK(plan_create(g, 2, NULL, &p, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 2, NULL, 0, &p, &err) == ENGINE_OK);
     int a = graph_find_value(g, "c0"), b0 = graph_find_value(g, "c1"),
         b = graph_find_value(g, "c2"), cat = graph_find_value(g, "cat_out");
     CHECK(p->values[a].concat_into == cat && p->values[b].concat_into == cat);
@@ -151,31 +166,75 @@ static void test_concat_in_place(void)
     graph_free(g);
 }
 
-int main(void)
+/* Six residual blocks of two 3x3 convolutions over 16x32x32 maps. */
+static graph *residual_net(engine_error *err)
 {
-    engine_error err = {0};
-    test_concat_in_place();
     graph *g = graph_create("synthetic");
-    int x = graph_add_value(g, "x", &err);
+    int x = graph_add_value(g, "x", err);
     g->values[x].dtype = DTYPE_FLOAT32;
     g->values[x].shape = (shape_t){.rank = 4, .dim = {-1, 16, 32, 32}};
     g->inputs = malloc(sizeof(int));
     g->inputs[g->n_inputs++] = x;
     int cur = x;
-    for (int i = 0; i < 6; i++) { /* six residual blocks */
-        int a = add_conv(g, cur, 16, 2 * i, &err);
-        int b = add_conv(g, a, 16, 2 * i + 1, &err);
-        cur = add_binary(g, OP_ADD, b, cur, i, &err);
+    for (int i = 0; i < 6; i++) {
+        int a = add_conv(g, cur, 16, 2 * i, err);
+        int b = add_conv(g, a, 16, 2 * i + 1, err);
+        cur = add_binary(g, OP_ADD, b, cur, i, err);
     }
     g->outputs = malloc(sizeof(int));
     g->output_names = malloc(sizeof(char *));
     g->output_names[0] = strdup("y");
     g->outputs[g->n_outputs++] = cur;
+    return g;
+}
+
+static void test_residual_in_place(void)
+{
+    engine_error err = {0};
+    graph *g = residual_net(&err);
+    pass_stats stats = {0};
+    plan *probe = NULL, *plain = NULL, *in_place = NULL;
+    CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 8, NULL, 0, &probe, &err) == ENGINE_OK);
+    CHECK(passes_fuse_residuals(g, probe, &stats, &err) == ENGINE_OK);
+    CHECK(stats.residuals_fused == 6);
+    CHECK(plan_create(g, 8, NULL, 0, &plain, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 8, NULL, PLAN_RESIDUAL_IN_PLACE, &in_place, &err) == ENGINE_OK);
+    int shared = 0;
+    for (int s = 0; s < in_place->n_steps; s++) {
+        const graph_node *n = &g->nodes[in_place->steps[s].node];
+        if (n->op != OP_CONV || n->n_inputs < 4 || n->inputs[3] < 0)
+            continue;
+        int r = n->inputs[3], y = n->outputs[0];
+        if (in_place->values[r].storage == STORE_INPUT)
+            continue; /* the first block's residual: the caller's input, never written */
+        CHECK(in_place->values[y].offset == in_place->values[r].offset);
+        CHECK(plain->values[y].offset != plain->values[r].offset);
+        shared++;
+    }
+    CHECK(shared == 5);
+    check_no_overlap(plain);
+    check_no_overlap(in_place);
+    CHECK(in_place->arena_bytes < plain->arena_bytes);
+    printf("residual in place: arena %zu bytes, %zu without\n", in_place->arena_bytes,
+           plain->arena_bytes);
+    plan_free(probe);
+    plan_free(plain);
+    plan_free(in_place);
+    graph_free(g);
+}
+
+int main(void)
+{
+    engine_error err = {0};
+    test_concat_in_place();
+    test_residual_in_place();
+    graph *g = residual_net(&err);
     pass_stats stats;
     CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
 
     plan *big = NULL, *small = NULL;
-    CHECK(plan_create(g, 8, NULL, &big, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 8, NULL, 0, &big, &err) == ENGINE_OK);
     CHECK(big->n_steps == 18);
     check_no_overlap(big);
     /* a residual block needs at most three live 16x32x32 maps per image */
@@ -183,7 +242,7 @@ int main(void)
     CHECK(big->arena_bytes <= 3 * map);
     printf("arena %zu bytes for 18 steps (%zu per feature map)\n", big->arena_bytes, map);
 
-    CHECK(plan_create(g, 3, big, &small, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 3, big, 0, &small, &err) == ENGINE_OK);
     CHECK(small->arena_bytes == big->arena_bytes);
     for (int v = 0; v < g->n_values; v++)
         if (small->values[v].storage == STORE_ARENA)
