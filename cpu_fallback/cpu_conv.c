@@ -130,13 +130,6 @@ static size_t residual_copy_floats(cpu_conv_algo a, const conv_shape *s)
     return (n + 15) / 16 * 16; /* keeps the rest of the workspace 64-byte aligned */
 }
 
-static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads);
-
-size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s, int threads)
-{
-    return residual_copy_floats(a, s) + workspace_floats(a, s, threads);
-}
-
 static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads)
 {
     switch (a) {
@@ -158,6 +151,11 @@ static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads
     default:
         return 0;
     }
+}
+
+size_t cpu_conv_workspace(cpu_conv_algo a, const conv_shape *s, int threads)
+{
+    return residual_copy_floats(a, s) + workspace_floats(a, s, threads);
 }
 
 CPU_MULTIVERSION

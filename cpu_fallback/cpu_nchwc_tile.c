@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cpu_nchwc.h"
+#include "cpu_simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -27,13 +28,8 @@
 #define MAX_P NCHWC_MAX_CONTIG_P
 #define INLINE __attribute__((always_inline)) static inline
 
-/* Activations other than these run as a scalar pass over the stored tile. */
-static bool vector_act(const act_params *a)
-{
-    return !a || a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP ||
-           a->kind == ACT_LEAKY_RELU;
-}
-
+/* Activations without a vector form (simd_act_is_vector) run as a scalar
+ * pass over the stored tile. */
 static void scalar_act_tile(const nchwc_tile *t, int ob, int p)
 {
     for (int o = 0; o < ob; o++)
@@ -118,22 +114,6 @@ static const nchwc_isa isa_generic = {"portable C", &cpu_simd_generic, 2, {0, 4,
 /* --- AVX-512 --- */
 
 #define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
-
-AVX512 __m512 act512(__m512 v, const act_params *a)
-{
-    if (!a)
-        return v;
-    switch (a->kind) {
-    case ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case ACT_CLIP:
-        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(a->alpha)), _mm512_set1_ps(a->beta));
-    case ACT_LEAKY_RELU:
-        return _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()),
-                             _mm512_mul_ps(_mm512_set1_ps(a->alpha),
-                                           _mm512_min_ps(v, _mm512_setzero_ps())));
-    default: return v;
-    }
-}
 
 AVX512 void tile512(const nchwc_tile *t, const int OB, const int P, const bool CONTIG)
 {
@@ -223,7 +203,7 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P, const bool C
                 _mm512_storeu_ps(t->y + o * t->y_ob_stride + p * CPU_BLOCK, acc[p][o]);
         return;
     }
-    const act_params *va = vector_act(t->act) ? t->act : NULL;
+    const act_params *va = simd_act_is_vector(t->act) ? t->act : NULL;
 #pragma GCC unroll 32
     for (int o = 0; o < OB; o++) {
         __m512 b = t->bias ? _mm512_loadu_ps(t->bias + o * CPU_BLOCK) : _mm512_setzero_ps();
@@ -233,7 +213,7 @@ AVX512 void tile512(const nchwc_tile *t, const int OB, const int P, const bool C
             int64_t at = o * t->y_ob_stride + p * CPU_BLOCK;
             if (t->res)
                 v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + at));
-            _mm512_storeu_ps(t->y + at, act512(v, va));
+            _mm512_storeu_ps(t->y + at, v512_act(v, va));
         }
     }
 }
@@ -277,7 +257,7 @@ __attribute__((target("avx512f"))) static void run_avx512(const nchwc_tile *t, i
         default: break;
         }
     }
-    if (!t->partial && !vector_act(t->act))
+    if (!t->partial && !simd_act_is_vector(t->act))
         scalar_act_tile(t, ob, p);
 }
 
@@ -287,22 +267,6 @@ static const nchwc_isa isa_avx512 = {"AVX-512", &cpu_simd_avx512, 4, {0, 8, 8, 8
 /* --- AVX2 + FMA: a block is two 8-float registers --- */
 
 #define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
-
-AVX2 __m256 act256(__m256 v, const act_params *a)
-{
-    if (!a)
-        return v;
-    switch (a->kind) {
-    case ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case ACT_CLIP:
-        return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(a->alpha)), _mm256_set1_ps(a->beta));
-    case ACT_LEAKY_RELU:
-        return _mm256_add_ps(_mm256_max_ps(v, _mm256_setzero_ps()),
-                             _mm256_mul_ps(_mm256_set1_ps(a->alpha),
-                                           _mm256_min_ps(v, _mm256_setzero_ps())));
-    default: return v;
-    }
-}
 
 AVX2 void tile256(const nchwc_tile *t, const int OB, const int P)
 {
@@ -368,18 +332,17 @@ AVX2 void tile256(const nchwc_tile *t, const int OB, const int P)
                                  acc[p][o]);
         return;
     }
-    const act_params *va = vector_act(t->act) ? t->act : NULL;
+    const act_params *va = simd_act_is_vector(t->act) ? t->act : NULL;
 #pragma GCC unroll 8
-    for (int o = 0; o < OB * H; o++) {
-        int64_t base = (o / H) * t->y_ob_stride + (o % H) * 8;
-        __m256 b = t->bias ? _mm256_loadu_ps(t->bias + o * 8) : _mm256_setzero_ps();
+    for (int o = 0; o < OB; o++) {
+        v256 b = t->bias ? v256_load(t->bias + o * CPU_BLOCK) : v256_zero();
 #pragma GCC unroll 8
         for (int p = 0; p < P; p++) {
-            __m256 v = _mm256_add_ps(acc[p][o], b);
-            int64_t at = base + p * CPU_BLOCK;
+            v256 v = v256_add((v256){acc[p][o * H], acc[p][o * H + 1]}, b);
+            int64_t at = o * t->y_ob_stride + p * CPU_BLOCK;
             if (t->res)
-                v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + at));
-            _mm256_storeu_ps(t->y + at, act256(v, va));
+                v = v256_add(v, v256_load(t->res + at));
+            v256_store(t->y + at, v256_act(v, va));
         }
     }
 }
@@ -403,7 +366,7 @@ __attribute__((target("avx2,fma"))) static void run_avx2(const nchwc_tile *tile,
     CASE256(2, 1) CASE256(2, 2)
     default: break;
     }
-    if (!t->partial && !vector_act(t->act))
+    if (!t->partial && !simd_act_is_vector(t->act))
         scalar_act_tile(t, ob, p);
 }
 

@@ -15,8 +15,11 @@
 #ifndef VISIOND_CPU_SIMD_H
 #define VISIOND_CPU_SIMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../engine/graph.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -80,6 +83,29 @@ GEN_FN float vgen_hsum(vgen a)
     return s;
 }
 
+
+/* The fused activations with a vector form; the others run per float
+ * (cpu_act) after the vector store. NULL: no activation. */
+static inline bool simd_act_is_vector(const act_params *a)
+{
+    return !a || a->kind == ACT_NONE || a->kind == ACT_RELU || a->kind == ACT_CLIP ||
+           a->kind == ACT_LEAKY_RELU;
+}
+
+/* T_act(v, a): v through a vector-form activation (identity otherwise). */
+#define SIMD_ACT(T, FN)                                                                            \
+    FN T T##_act(T v, const act_params *a)                                                         \
+    {                                                                                              \
+        switch (a ? a->kind : ACT_NONE) {                                                          \
+        case ACT_RELU: return T##_max(v, T##_zero());                                              \
+        case ACT_CLIP: return T##_min(T##_max(v, T##_set1(a->alpha)), T##_set1(a->beta));          \
+        case ACT_LEAKY_RELU:                                                                       \
+            return T##_add(T##_max(v, T##_zero()), T##_mul(T##_set1(a->alpha), T##_min(v, T##_zero()))); \
+        default: return v;                                                                         \
+        }                                                                                          \
+    }
+SIMD_ACT(vgen, GEN_FN)
+
 #ifdef CPU_SIMD_X86
 
 /* --- AVX-512 --- */
@@ -99,6 +125,7 @@ V512_FN v512 v512_max(v512 a, v512 b) { return _mm512_max_ps(a, b); }
 V512_FN v512 v512_min(v512 a, v512 b) { return _mm512_min_ps(a, b); }
 V512_FN v512 v512_fma(v512 a, v512 b, v512 c) { return _mm512_fmadd_ps(a, b, c); }
 V512_FN float v512_hsum(v512 a) { return _mm512_reduce_add_ps(a); }
+SIMD_ACT(v512, V512_FN)
 
 /* --- AVX2 + FMA: two halves --- */
 
@@ -148,6 +175,7 @@ V256_FN float v256_hsum(v256 a)
     q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
     return _mm_cvtss_f32(q);
 }
+SIMD_ACT(v256, V256_FN)
 
 #endif /* CPU_SIMD_X86 */
 

@@ -48,6 +48,7 @@ static inline int64_t pool_taps_padded(int64_t start, int64_t dil, int64_t k, in
 #define VMIN VCAT(V, min)
 #define VFMA VCAT(V, fma)
 #define VHSUM VCAT(V, hsum)
+#define VACT VCAT(V, act)
 
 /* portable */
 #define V vgen
