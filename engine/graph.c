@@ -67,19 +67,6 @@ bool op_is_binary_elementwise(op_t op)
     return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
 }
 
-void *tensor_alloc(size_t bytes)
-{
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded == 0)
-        rounded = 64;
-    return aligned_alloc(64, rounded);
-}
-
-void tensor_free(void *p)
-{
-    free(p);
-}
-
 graph *graph_create(const char *source)
 {
     graph *g = calloc(1, sizeof *g);

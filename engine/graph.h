@@ -214,7 +214,8 @@ bool graph_is_output(const graph *g, int v);
 engine_status graph_sort(graph *g, engine_error *err);
 
 /* 64-byte aligned allocation for tensor payloads (NULL when bytes == 0 is
- * asked for returns a valid minimal block). */
+ * asked for returns a valid minimal block); buffers of 2 MiB or more are
+ * 2 MiB aligned and ask for transparent huge pages (host_memory.c). */
 void *tensor_alloc(size_t bytes);
 void tensor_free(void *p);
 
