@@ -178,7 +178,7 @@ ARM_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) -march=armv7-a -mfpu
 	-mfloat-abi=hard -fopenmp -I$(BUILD)/gen -Iengine $(PKG_CFLAGS) -idirafter /usr/include/$(MULTIARCH)
 ARM_KERNEL_SRC := tests/unit/test_cpu_kernels.c $(filter-out cpu_fallback/cpu_backend.c \
 	cpu_fallback/cpu_blas.c cpu_fallback/cpu_conv.c cpu_fallback/cpu_pool.c cpu_fallback/cpu_layout.c,$(CPU_SRC)) \
-	engine/graph.c engine/tensor_ops.c engine/tensor.c engine/status.c
+	engine/graph.c engine/host_memory.c engine/tensor_ops.c engine/tensor.c engine/status.c
 arm-check: $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(BUILD)/arm
 	@for f in $(ENGINE_SRC) $(CPU_SRC); do \
