@@ -13,7 +13,6 @@
  * pages and works the same.
  */
 #define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
-#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
