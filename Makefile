@@ -6,6 +6,8 @@
 #   make run          build and serve the embedded default model
 #   make bench-cpu    visiond vs ONNX Runtime on the CPU, alternating, same threads
 #   make bench-http   the daemon under wrk at concurrency 1, 8, 32 vs engine-only
+#                     (both benches clear OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for
+#                     visiond and say so; BENCH_KEEP_BLAS_ENV=1 keeps them)
 #   make install      binary, default model, config and systemd unit (PREFIX, DESTDIR)
 #   make CUDA=0       build without the CUDA backend even where nvcc/cuDNN exist
 #   make BUILD=dir    put every output under dir (default: build)
@@ -144,7 +146,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libvisiond_engine.a
 		$(BUILD)/libvisiond_engine.a $(LDFLAGS_ALL) $(LIBS)
 
 unit-test: $(UNIT_BIN)
-	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+	@failed=""; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
 
 PYTEST := /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider
 export VISIOND_BUILD := $(abspath $(BUILD))
@@ -197,17 +200,34 @@ sanitizer-test:
 	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \
 		$(PYTEST) tests/conformance/test_models.py tests/onnx_node tests/loader tests/daemon
 
-test: all unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test
+# Every suite runs, in this order, even after one has failed, in an
+# environment cleared of OPENBLAS_*, OMP_*, GOMP_* and VISIOND_* (the host's
+# settings must not decide what a test sees; a test that needs one sets it).
+# The summary names each suite's result and time; make test fails if any did.
+TEST_SUITES := unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test
+test: all
+	@scripts/clean_env.sh --keep VISIOND_BUILD true
+	@failed=""; summary=""; \
+	for suite in $(TEST_SUITES); do \
+	  start=$$(date +%s); \
+	  if scripts/clean_env.sh --quiet --keep VISIOND_BUILD $(MAKE) --no-print-directory DEPS=0 $$suite; then \
+	    result=passed; else result=FAILED; failed="$$failed $$suite"; fi; \
+	  summary="$$summary$$(printf '  %-20s %-6s %6ss' $$suite $$result $$(( $$(date +%s) - start )))\n"; \
+	done; \
+	printf '\n== make test: every suite\n%b' "$$summary"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: all $(words $(TEST_SUITES)) suites passed"
 
 run: all
 	$(BUILD)/visiond serve --config config/visiond.json
 
+BENCH_FLAGS := $(if $(filter-out 0,$(BENCH_KEEP_BLAS_ENV)),--keep-blas-env)
 bench-http: all
-	/usr/bin/python3 tests/bench/bench_http.py --build $(BUILD)
+	/usr/bin/python3 tests/bench/bench_http.py --build $(BUILD) $(BENCH_FLAGS)
 
 bench-cpu: all
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
-	/usr/bin/python3 tests/bench/bench_cpu.py --build $(BUILD)
+	/usr/bin/python3 tests/bench/bench_cpu.py --build $(BUILD) $(BENCH_FLAGS)
 
 PREFIX ?= /usr/local
 DESTDIR ?=

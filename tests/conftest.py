@@ -1,11 +1,28 @@
-"""Session fixtures and the conformance table (see visiond_test.py)."""
+"""Session fixtures, the conformance table (see visiond_test.py), and a
+test environment that the host's settings do not reach.
+
+Some hosts set OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE for every process, and
+OMP_NUM_THREADS or a VISIOND_* knob may be set by a user: a test that
+inherited them would check the host's choice, not visiond's. So the session
+starts without any OPENBLAS_*, OMP_*, GOMP_* or VISIOND_* variable (but the
+harness's own, below), before anything (torch included) is imported; a test
+that depends on one of them sets it itself.
+"""
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from visiond_test import BIN, BUILD, RESULTS  # noqa: E402
+from visiond_test import BIN, BUILD, RESULTS, is_host_setting  # noqa: E402
+
+CLEARED = {name: os.environ.pop(name) for name in list(os.environ) if is_host_setting(name)}
+
+
+def pytest_report_header(config):
+    if not CLEARED:
+        return "environment: no OPENBLAS_*, OMP_*, GOMP_* or VISIOND_* variable to clear"
+    return "environment: cleared " + ", ".join(sorted(CLEARED)) + " (tests set what they need)"
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,23 @@ build-san/visiond); VISIOND_BUILD is the build folder holding cached test
 data (conformance models, ONNX node tests, ONNX Runtime, MNIST digits).
 """
 import os
+import re
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("VISIOND_BUILD", os.path.join(ROOT, "build"))
 BIN = os.environ.get("VISIOND_BIN", os.path.join(BUILD, "visiond"))
+
+# The harness's own settings: which binary and build folder, which device
+# the daemon suite runs on. Every other variable of the families below is a
+# host setting that tests/conftest.py clears when the session starts.
+HARNESS_VARS = ("VISIOND_BIN", "VISIOND_BUILD", "VISIOND_TEST_DEVICE")
+
+
+def is_host_setting(name):
+    """OpenBLAS's, OpenMP's and visiond's knobs, but the harness's own."""
+    return bool(re.match(r"(OPENBLAS|G?OMP|VISIOND)_", name)) and name not in HARNESS_VARS
+
 
 # conformance rows, printed as a table at the end of the session
 RESULTS = []

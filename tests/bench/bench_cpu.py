@@ -15,7 +15,8 @@ per side is the median over rounds of each round's median, and the ratio
 of the two sides' ratio within the round, printed with the rounds' range:
 the bench machine is shared and its speed drifts by up to 2x over minutes,
 which a ratio taken within one round mostly cancels. Not a test: it
-asserts nothing.
+asserts nothing. The header says which BLAS kernel each side ran and what
+was done with the caller's OpenBLAS settings (tests/bench/bench_env.py).
 """
 import argparse
 import json
@@ -28,6 +29,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import bench_env  # noqa: E402
+
 DEFAULT_MODELS = "resnet18,resnet50,squeezenet1_1,mobilenet_v2,googlenet,vgg16"
 
 
@@ -57,7 +61,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--budget-ms", type=float, default=1000,
                     help="target time per side per round; sets the iteration count")
+    bench_env.add_argument(ap)
     args = ap.parse_args()
+    vd_env, env_note = bench_env.visiond_env(args.keep_blas_env)
     build = os.path.abspath(args.build)
     visiond = os.path.join(build, "visiond")
     models = args.models.split(",")
@@ -69,12 +75,15 @@ def main():
     ort_js = os.path.join(ROOT, "tests", "tools", "ort_run.js")
 
     info = subprocess.run([visiond, "info", "--model", os.path.join(conf, models[0], "model.onnx")],
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True, env=vd_env).stdout
     backend = next((l.split(None, 1)[1] for l in info.splitlines() if l.startswith("backend")), "?")
     peak = run_json([visiond, "bench", "--sgemm", "--size", "1024", "--iters", "20",
-                     "--threads", str(args.threads), "--json"])
+                     "--threads", str(args.threads), "--json"], env=vd_env)
     print(f"# bench-cpu {time.strftime('%Y-%m-%d %H:%M')}  {cpu_name()}, {os.cpu_count()} cores")
-    print(f"# visiond {backend}; ONNX Runtime (onnxruntime-node) intra-op threads {args.threads}")
+    print(f"# environment: {env_note}")
+    print(f"# visiond {backend}")
+    print(f"# ONNX Runtime (onnxruntime-node) intra-op threads {args.threads}: "
+          f"{bench_env.ort_gemm_description()}")
     print(f"# SGEMM peak (1024^3, {args.threads} threads): {peak['gflops_per_s']:.1f} GFLOP/s, "
           f"{peak['blas']}")
     print(f"# {args.rounds} alternating rounds; per side: median of per-round medians")
@@ -83,12 +92,13 @@ def main():
     print(f"{'model':16} {'batch':>5} {'visiond ms':>11} {'ORT ms':>9} {'ratio':>6} "
           f"{'range':>11} {'GFLOP/s':>9} {'of SGEMM peak':>14}")
     rows = []
+    kernels_seen = set()
     for model in models:
         path = os.path.join(conf, model, "model.onnx")
         for batch in batches:
             probe = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
                               "--iters", "2", "--warmup", "1", "--threads", str(args.threads),
-                              "--json"])
+                              "--json"], env=vd_env)
             iters = max(3, min(50, int(args.budget_ms / max(probe["median_ms"], 0.1))))
             vd, ort = [], []
             flops = probe["flops"]
@@ -96,8 +106,9 @@ def main():
                 def run_visiond():
                     r = run_json([visiond, "bench", "--model", path, "--batch", str(batch),
                                   "--iters", str(iters), "--warmup", "2", "--threads",
-                                  str(args.threads), "--json"])
+                                  str(args.threads), "--json"], env=vd_env)
                     vd.append(r["median_ms"])
+                    kernels_seen.add(r["backend"].split(";")[0])
 
                 def run_ort():
                     o = run_json(["node", ort_js, "bench", path, str(batch), str(iters),
@@ -119,6 +130,7 @@ def main():
     worst = max(r[4] for r in rows)
     print(f"# worst ratio {worst:.2f}; geometric mean "
           f"{statistics.geometric_mean([r[4] for r in rows]):.2f}")
+    print(f"# visiond's timed runs used: {'; '.join(sorted(kernels_seen))}")
 
 
 if __name__ == "__main__":

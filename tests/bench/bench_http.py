@@ -12,6 +12,9 @@ batch 1. Not a test: it asserts nothing.
 Models: the embedded default (mnist, a digit as JPEG) and squeezenet1_1
 (a conformance export with ImageNet preprocessing and jpeg_dct_scaling on,
 Debian darknet's 768x576 dog.jpg).
+
+The header says which BLAS kernel the daemon and `visiond bench` ran and
+what was done with the caller's OpenBLAS settings (tests/bench/bench_env.py).
 """
 import argparse
 import json
@@ -26,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
+sys.path.insert(0, HERE)
+import bench_env  # noqa: E402
 
 
 def histogram(text, name, model):
@@ -57,12 +62,23 @@ def engine_ips(visiond, model_path, batch, threads):
     return batch * 1e3 / j["median_ms"], j["median_ms"]
 
 
+def engine_backend(visiond, model_path):
+    r = subprocess.run([visiond, "bench", "--model", model_path, "--batch", "1", "--iters", "1",
+                        "--warmup", "0", "--json"], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)["backend"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--concurrency", default="1,8,32")
+    bench_env.add_argument(ap)
     args = ap.parse_args()
+    # both sides are visiond (the daemon and `visiond bench`): one environment
+    vd_env, env_note = bench_env.visiond_env(args.keep_blas_env)
+    os.environ.clear()
+    os.environ.update(vd_env)
     build = os.path.abspath(args.build)
     os.environ.setdefault("VISIOND_BUILD", build)
     visiond = os.path.join(build, "visiond")
@@ -79,10 +95,16 @@ def main():
     digit = os.path.join(repo, "digit.jpg")
     Image.open(os.path.join(ROOT, "models", "mnist", "sample-7.png")).save(digit, quality=95)
     cases = [("mnist", digit), ("squeezenet1_1", "/usr/share/darknet/data/dog.jpg")]
+    digit_model = os.path.join(repo, "mnist", "model.onnx")
 
     d = Daemon(repo, extra_args=["--log-level", "info"]).start()
     print(f"# bench-http {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
           f"wrk -t1 for {args.duration} s per row; daemon and wrk share the machine")
+    print(f"# environment: {env_note}")
+    daemon_blas = next((l.split("CPU BLAS: ", 1)[1] for l in d.log_lines if "CPU BLAS: " in l),
+                       "? (not in the daemon's log)")
+    print(f"# daemon: {daemon_blas}")
+    print(f"# engine img/s (visiond bench): {engine_backend(visiond, digit_model)}")
     print(f"{'model':14} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10} "
           f"{'engine img/s':>12} {'http/engine':>11} {'errors':>6}")
     for model, image in cases:
