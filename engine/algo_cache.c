@@ -1,9 +1,14 @@
 /* The convolution algorithm cache file; see algo_cache.h. */
 #include "algo_cache.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_read.h"
 
 #define MAX_ENTRIES 100000
 
@@ -32,11 +37,17 @@ void algo_cache_open(algo_cache *c, const char *path)
     if (!path || !path[0])
         return;
     snprintf(c->path, sizeof c->path, "%s", path);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char *text;
+    size_t len;
+    engine_error fe;
+    /* a missing, unreadable or non-regular cache is an empty one */
+    if (file_read_regular(path, (size_t)MAX_ENTRIES * 1024, &text, &len, NULL, &fe))
         return;
-    char line[512];
-    while (fgets(line, sizeof line, f) && c->n < MAX_ENTRIES) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && c->n < MAX_ENTRIES;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strlen(line) >= 512)
+            continue;
         char *tab1 = strchr(line, '\t');
         char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
         char *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
@@ -51,7 +62,7 @@ void algo_cache_open(algo_cache *c, const char *path)
         /* later lines override earlier ones: search from the end */
         remember(c, line, tab1 + 1, (size_t)ws, ms);
     }
-    fclose(f);
+    free(text);
 }
 
 const algo_entry *algo_cache_find(const algo_cache *c, const char *key)
@@ -68,11 +79,14 @@ void algo_cache_put(algo_cache *c, const char *key, const char *algo, size_t wor
     remember(c, key, algo, workspace, ms);
     if (!c->path[0])
         return;
-    FILE *f = fopen(c->path, "a");
-    if (!f)
+    /* non-blocking, and only ever appended to a regular file (see file_read.h) */
+    int fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0)
         return;
-    fprintf(f, "%s\t%s\t%zu\t%.6f\n", key, algo, workspace, ms);
-    fclose(f);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        dprintf(fd, "%s\t%s\t%zu\t%.6f\n", key, algo, workspace, ms);
+    close(fd);
 }
 
 void algo_cache_close(algo_cache *c)

@@ -7,12 +7,11 @@
  */
 #include "onnx_import.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "file_read.h"
 #include "onnx_internal.h"
 
 #define MIN_OPSET 7
@@ -431,36 +430,12 @@ done:
 engine_status onnx_import_file(const char *path, graph **out, engine_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return engine_fail(err, ENGINE_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return engine_fail(err, ENGINE_E_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size == 0) {
-        fclose(f);
-        return engine_fail(err, ENGINE_E_PARSE, "%s: the model file is empty", path);
-    }
-    if (size > ONNX_MAX_FILE_BYTES) {
-        fclose(f);
-        return engine_fail(err, ENGINE_E_INVALID, "%s: the model is %zu bytes (at most %zu)", path,
-                           size, ONNX_MAX_FILE_BYTES);
-    }
-    void *buf = malloc(size);
-    if (!buf) {
-        fclose(f);
-        return engine_fail(err, ENGINE_E_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    fclose(f);
-    if (got != size) {
-        free(buf);
-        return engine_fail(err, ENGINE_E_IO, "%s: short read", path);
-    }
-    engine_status st = onnx_import_buffer(buf, size, path, out, err);
+    char *buf;
+    size_t size;
+    engine_status st = file_read_regular(path, ONNX_MAX_FILE_BYTES, &buf, &size, NULL, err);
+    if (st)
+        return st;
+    st = onnx_import_buffer(buf, size, path, out, err);
     free(buf);
     return st;
 }

@@ -658,9 +658,11 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
         if (in[0].dtype != in[1].dtype)
             return FAIL("operands are %s and %s", dtype_name(in[0].dtype), dtype_name(in[1].dtype));
         engine_status st = shape_broadcast(&in[0].shape, &in[1].shape, &out[0].shape, err);
+        if (st)
+            return st; /* out[0] holds nothing to count */
         out[0].dtype = in[0].dtype;
         *flops = shape_numel(&out[0].shape);
-        return st;
+        return ENGINE_OK;
     }
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID: case OP_HARD_SIGMOID:
     case OP_HARD_SWISH: case OP_EXP:

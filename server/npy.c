@@ -3,6 +3,8 @@
  * from C, and the subset here is small. */
 #include "npy.h"
 
+#include "../engine/file_read.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #define NPY_MAX_HEADER 65536
+#define NPY_MAX_FILE ((size_t)4 << 30)
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t n, const char *fmt, ...)
 {
@@ -38,49 +41,37 @@ static const char *dict_value(const char *h, const char *key)
     return p;
 }
 
-int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
+int npy_parse(const void *data, size_t size, const char *label, npy_array *out, char *err,
+              size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
-    unsigned char pre[12];
-    char *header = NULL;
-    int rc = -1;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        fail(err, errlen, "%s: not a .npy file", path);
-        goto out;
-    }
-    size_t hlen;
+    const unsigned char *pre = data;
+    if (size < 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return fail(err, errlen, "%s: not a .npy file", label);
+    size_t hlen, start;
     if (pre[6] == 1) {
         hlen = pre[8] | (size_t)pre[9] << 8;
+        start = 10;
     } else if (pre[6] == 2 || pre[6] == 3) {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            fail(err, errlen, "%s: truncated header", path);
-            goto out;
-        }
+        if (size < 12)
+            return fail(err, errlen, "%s: truncated header", label);
         hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        start = 12;
     } else {
-        fail(err, errlen, "%s: unknown .npy version", path);
-        goto out;
+        return fail(err, errlen, "%s: unknown .npy version", label);
     }
-    if (hlen > NPY_MAX_HEADER) {
-        fail(err, errlen, "%s: header too large", path);
-        goto out;
-    }
-    header = malloc(hlen + 1);
-    if (!header || fread(header, 1, hlen, f) != hlen) {
-        fail(err, errlen, "%s: truncated header", path);
-        goto out;
-    }
+    if (hlen > NPY_MAX_HEADER)
+        return fail(err, errlen, "%s: header too large", label);
+    if (hlen > size - start)
+        return fail(err, errlen, "%s: truncated header", label);
+    char header[NPY_MAX_HEADER + 1];
+    memcpy(header, pre + start, hlen);
     header[hlen] = 0;
     const char *descr = dict_value(header, "descr");
     const char *order = dict_value(header, "fortran_order");
     const char *shp = dict_value(header, "shape");
-    if (!descr || !order || !shp) {
-        fail(err, errlen, "%s: malformed header", path);
-        goto out;
-    }
+    if (!descr || !order || !shp)
+        return fail(err, errlen, "%s: malformed header", label);
     size_t file_elem;
     if (strncmp(descr, "'<f4'", 5) == 0) {
         out->dtype = DTYPE_FLOAT32;
@@ -92,17 +83,13 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
         out->dtype = DTYPE_INT64;
         file_elem = 8;
     } else {
-        fail(err, errlen, "%s: dtype %.8s not supported (float32, float64 or int64)", path, descr);
-        goto out;
+        return fail(err, errlen, "%s: dtype %.8s not supported (float32, float64 or int64)", label,
+                    descr);
     }
-    if (strncmp(order, "False", 5) != 0) {
-        fail(err, errlen, "%s: Fortran-order arrays are not supported", path);
-        goto out;
-    }
-    if (*shp != '(') {
-        fail(err, errlen, "%s: malformed shape", path);
-        goto out;
-    }
+    if (strncmp(order, "False", 5) != 0)
+        return fail(err, errlen, "%s: Fortran-order arrays are not supported", label);
+    if (*shp != '(')
+        return fail(err, errlen, "%s: malformed shape", label);
     shp++;
     out->shape.rank = 0;
     while (*shp && *shp != ')') {
@@ -113,51 +100,47 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
         char *end;
         errno = 0;
         long long d = strtoll(shp, &end, 10);
-        if (end == shp || errno || d < 0 || out->shape.rank >= ENGINE_MAX_RANK) {
-            fail(err, errlen, "%s: bad shape (rank at most 8, dimensions >= 0)", path);
-            goto out;
-        }
+        if (end == shp || errno || d < 0 || out->shape.rank >= ENGINE_MAX_RANK)
+            return fail(err, errlen, "%s: bad shape (rank at most 8, dimensions >= 0)", label);
         out->shape.dim[out->shape.rank++] = d;
         shp = end;
     }
     engine_error e;
-    if (shape_check(&out->shape, path, &e)) {
-        fail(err, errlen, "%s", e.message);
-        goto out;
-    }
+    if (shape_check(&out->shape, label, &e))
+        return fail(err, errlen, "%s", e.message);
+    /* the data the shape promises must be what the file holds, before any allocation */
     int64_t n = shape_numel(&out->shape);
-    size_t file_bytes = (size_t)n * file_elem;
-    void *raw = malloc(file_bytes ? file_bytes : 1);
+    size_t have = size - start - hlen;
+    if ((uint64_t)n > have / file_elem || (size_t)n * file_elem < have)
+        return fail(err, errlen, "%s: data %s than its shape says (%zu bytes for %lld elements)",
+                    label, (uint64_t)n > have / file_elem ? "shorter" : "longer", have,
+                    (long long)n);
+    const unsigned char *raw = pre + start + hlen;
     out->data = malloc((size_t)n * dtype_size(out->dtype) + 1);
-    if (!raw || !out->data) {
-        free(raw);
-        fail(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    if (fread(raw, 1, file_bytes, f) != file_bytes) {
-        free(raw);
-        fail(err, errlen, "%s: data shorter than its shape says", path);
-        goto out;
-    }
-    if (fgetc(f) != EOF) {
-        free(raw);
-        fail(err, errlen, "%s: data longer than its shape says", path);
-        goto out;
-    }
+    if (!out->data)
+        return fail(err, errlen, "%s: out of memory", label);
     if (file_elem == 8 && out->dtype == DTYPE_FLOAT32) {
-        for (int64_t i = 0; i < n; i++)
-            ((float *)out->data)[i] = (float)((double *)raw)[i];
-        free(raw);
+        for (int64_t i = 0; i < n; i++) {
+            double v;
+            memcpy(&v, raw + (size_t)i * 8, 8);
+            ((float *)out->data)[i] = (float)v;
+        }
     } else {
-        free(out->data);
-        out->data = raw;
+        memcpy(out->data, raw, (size_t)n * file_elem);
     }
-    rc = 0;
-out:
-    if (rc)
-        npy_free(out);
-    free(header);
-    fclose(f);
+    return 0;
+}
+
+int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *buf;
+    size_t len;
+    engine_error e;
+    if (file_read_regular(path, NPY_MAX_FILE, &buf, &len, NULL, &e))
+        return fail(err, errlen, "%s", e.message);
+    int rc = npy_parse(buf, len, path, out, err, errlen);
+    free(buf);
     return rc;
 }
 

@@ -16,6 +16,9 @@ typedef struct {
 } npy_array;
 
 int npy_read(const char *path, npy_array *out, char *err, size_t errlen);
+/* The same from a file's bytes in memory; `label` names it in errors. */
+int npy_parse(const void *data, size_t size, const char *label, npy_array *out, char *err,
+              size_t errlen);
 int npy_write(const char *path, dtype_t dtype, const shape_t *shape, const void *data, char *err,
               size_t errlen);
 void npy_free(npy_array *a);

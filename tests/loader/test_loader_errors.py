@@ -151,3 +151,30 @@ def test_cycle(tmp_path):
     p = tmp_path / "cycle.onnx"
     p.write_bytes(helper.make_model(g).SerializeToString())
     expect_load_error(p, "cycle")
+
+
+def test_operands_that_do_not_broadcast(tmp_path):
+    """A 150-byte two-input Add of 3x4x61 and 5: shape inference used to read
+    the output shape it had not written (a crash in some runs), so it is
+    loaded many times; every load must give the same one-line error."""
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [3, 4, 61])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"], name="add")], "g",
+                          [a, b], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    p = tmp_path / "bad_add.onnx"
+    p.write_bytes(m.SerializeToString())
+    assert p.stat().st_size < 200
+    for _ in range(10):
+        expect_load_error(p, "add", "do not broadcast")
+
+
+def test_model_file_that_is_a_fifo(tmp_path):
+    """Opening a FIFO for reading waits for a writer: the loader must refuse
+    it at once instead."""
+    import os
+    p = tmp_path / "fifo.onnx"
+    os.mkfifo(p)
+    r = run_visiond("info", "--model", str(p), timeout=20)
+    assert r.returncode == 2 and "not a regular file" in r.stderr, r.stderr

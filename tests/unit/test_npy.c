@@ -1,8 +1,11 @@
 /* Unit test of the .npy reader/writer: round trips and refusal of files
- * whose header lies about their size. */
+ * whose header lies about their size, before anything is allocated. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "npy.h"
 
@@ -18,6 +21,37 @@ static void write_raw(const char *path, const char *header, size_t data_bytes)
     for (size_t i = 0; i < data_bytes; i++)
         fputc(0, f);
     fclose(f);
+}
+
+/* Reads path in a child whose address space may grow by at most 256 MiB
+ * more: a reader that believed a lying header would fail to allocate. */
+static void check_refused_within_a_small_address_space(const char *path, const char *why)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1)
+            _exit(3);
+        fclose(f);
+        rlim_t limit = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl))
+            _exit(3);
+        char err[512];
+        npy_array a;
+        int rc = npy_read(path, &a, err, sizeof err);
+        if (rc == 0)
+            _exit(1);
+        if (!strstr(err, why)) {
+            fprintf(stderr, "test_npy: got '%s', expected '%s'\n", err, why);
+            _exit(2);
+        }
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 int main(void)
@@ -54,6 +88,9 @@ int main(void)
     CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "not supported"));
     write_raw(path, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }\n", 8);
     CHECK(npy_read(path, &a, err, sizeof err) != 0 && strstr(err, "Fortran"));
+    /* 150 bytes claiming 7.5 GB of float64 */
+    write_raw(path, "{'descr': '<f8', 'fortran_order': False, 'shape': (937500000,), }\n", 70);
+    check_refused_within_a_small_address_space(path, "shorter");
     remove(path);
     printf("test_npy: ok\n");
     return 0;
