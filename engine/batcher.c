@@ -2,8 +2,11 @@
  *
  * One mutex guards the queue and the hand-off between the dispatcher and
  * the runner; callbacks always run with it released. Items of a job sit
- * next to each other in the FIFO ring, and all share the job's deadline,
- * so expired items are always at the head.
+ * next to each other in the FIFO ring, and all share the job's deadline.
+ * Deadlines count from each request's arrival (due_ns), so they are
+ * nearly, not strictly, in queue order: expiry is checked at the head,
+ * and a job that expired behind a younger one is dropped when it gets
+ * there (or, if a batch takes it first, answered late rather than never).
  */
 #include "batcher.h"
 
@@ -34,6 +37,7 @@ struct batcher {
     item *ring;
     int cap, head, count;
     int arriving;
+    int reserved;    /* items admitted by batcher_reserve, not yet submitted */
     bool stopping, dispatcher_done, runner_busy, batch_ready;
     item *batch;
     int batch_n;
@@ -391,13 +395,16 @@ batcher_result batcher_submit(batcher *b, batch_job *job)
         return BATCHER_BAD_JOB;
     pthread_mutex_lock(&b->mu);
     batcher_result r = BATCHER_OK;
+    if (job->reserved) /* its room is either used now or given back */
+        b->reserved -= job->n_items;
     if (b->stopping)
         r = BATCHER_STOPPED;
-    else if (job->n_items > b->cap - b->count)
+    else if (job->n_items > b->cap - b->count - b->reserved)
         r = BATCHER_FULL;
     if (r == BATCHER_OK) {
         job->enqueued_ns = now_ns();
-        job->deadline_ns = job->enqueued_ns + b->cfg.timeout_ms * 1000000;
+        job->deadline_ns = job->due_ns > 0 ? job->due_ns
+                                           : job->enqueued_ns + b->cfg.timeout_ms * 1000000;
         job->status = JOB_OK;
         job->error[0] = 0;
         job->queue_ms = job->inference_ms = 0;
@@ -413,6 +420,31 @@ batcher_result batcher_submit(batcher *b, batch_job *job)
     }
     pthread_mutex_unlock(&b->mu);
     return r;
+}
+
+bool batcher_reserve(batcher *b, int n)
+{
+    pthread_mutex_lock(&b->mu);
+    bool ok = !b->stopping && n >= 1 && n <= b->cap - b->count - b->reserved;
+    if (ok)
+        b->reserved += n;
+    pthread_mutex_unlock(&b->mu);
+    return ok;
+}
+
+int batcher_room(batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int n = b->stopping ? 0 : b->cap - b->count - b->reserved;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+void batcher_unreserve(batcher *b, int n)
+{
+    pthread_mutex_lock(&b->mu);
+    b->reserved -= n;
+    pthread_mutex_unlock(&b->mu);
 }
 
 void batcher_arriving(batcher *b, int delta)

@@ -48,6 +48,8 @@ struct batch_job {
     void **outputs;   /* per model output: room for n_items items */
     void (*on_done)(batch_job *job);
     void *user;
+    int64_t due_ns;   /* CLOCK_MONOTONIC time after which it times out; 0: timeout_ms from submit */
+    bool reserved;    /* its n_items were reserved with batcher_reserve */
     /* filled by the batcher before on_done */
     job_status status;
     char error[256];
@@ -72,6 +74,14 @@ engine_status batcher_create(engine *e, const batcher_config *cfg, batcher **out
 void batcher_destroy(batcher *b);
 
 batcher_result batcher_submit(batcher *b, batch_job *job);
+/* Admission before the work of making a job: holds room for n items in the
+ * queue (false, nothing held, when it has none). A job submitted with
+ * `reserved` set uses its held room, so it cannot find the queue full; on
+ * any other outcome the room is given back by batcher_unreserve. */
+bool batcher_reserve(batcher *b, int n);
+void batcher_unreserve(batcher *b, int n);
+/* Items the queue could still take (neither queued nor reserved). */
+int batcher_room(batcher *b);
 /* +1 when a request for this model starts arriving, -1 when it was
  * submitted or abandoned. */
 void batcher_arriving(batcher *b, int delta);

@@ -33,6 +33,7 @@ struct engine {
     long fallbacks;
     int inject_every;
     long runs;
+    const atomic_bool *cancel;
     float *staging;    /* images normalised here for backends without run_u8 */
 };
 
@@ -80,6 +81,13 @@ static engine_status pick_backend(engine *e, const engine_options *opt, engine_e
     return e->be->create(&cfg, &e->be_ctx, err);
 }
 
+static engine_status cancelled(const engine *e, engine_error *err)
+{
+    return e->cancel && atomic_load(e->cancel)
+               ? engine_fail(err, ENGINE_E_ARG, "loading cancelled: the program is stopping")
+               : ENGINE_OK;
+}
+
 /* Caller holds e->lock (or is engine_load). */
 static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
                               engine_error *err)
@@ -91,6 +99,9 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
                            "this model has a fixed batch of %d (its input declares it)",
                            e->max_batch);
     if (!e->plans[batch]) {
+        engine_status cst = cancelled(e, err);
+        if (cst)
+            return cst;
         const plan *layout = batch == e->max_batch ? NULL : e->plans[e->max_batch];
         plan *p;
         unsigned flags = e->be->capabilities(e->be_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE
@@ -113,15 +124,19 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
     return ENGINE_OK;
 }
 
-engine_status engine_load(const char *path, const engine_options *opt, engine **out,
-                          engine_error *err)
+/* Takes ownership of g. */
+static engine_status engine_from_graph(graph *g, const char *path, const engine_options *opt,
+                                       engine **out, engine_error *err)
 {
-    *out = NULL;
     engine *e = calloc(1, sizeof *e);
-    if (!e)
+    if (!e) {
+        graph_free(g);
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    }
     pthread_mutex_init(&e->lock, NULL);
-    engine_status st = onnx_import_file(path, &e->g, err);
+    e->g = g;
+    e->cancel = opt ? opt->cancel : NULL;
+    engine_status st = cancelled(e, err);
     if (st)
         goto fail;
     if ((st = passes_run(e->g, NULL, err)))
@@ -164,7 +179,7 @@ engine_status engine_load(const char *path, const engine_options *opt, engine **
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = pick_backend(e, opt, err)))
+    if ((st = pick_backend(e, opt, err)) || (st = cancelled(e, err)))
         goto fail;
     if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
         goto fail;
@@ -176,6 +191,24 @@ engine_status engine_load(const char *path, const engine_options *opt, engine **
 fail:
     engine_free(e);
     return st;
+}
+
+engine_status engine_load(const char *path, const engine_options *opt, engine **out,
+                          engine_error *err)
+{
+    *out = NULL;
+    graph *g;
+    engine_status st = onnx_import_file(path, &g, err);
+    return st ? st : engine_from_graph(g, path, opt, out, err);
+}
+
+engine_status engine_load_buffer(const void *data, size_t size, const char *label,
+                                 const engine_options *opt, engine **out, engine_error *err)
+{
+    *out = NULL;
+    graph *g;
+    engine_status st = onnx_import_buffer(data, size, label, &g, err);
+    return st ? st : engine_from_graph(g, label, opt, out, err);
 }
 
 void engine_free(engine *e)

@@ -11,6 +11,7 @@
 #ifndef VISIOND_ENGINE_H
 #define VISIOND_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,10 @@ typedef struct {
     /* Testing aid: every Nth run fails as a device fault would (0: never),
      * exercising the CPU fallback on machines without a GPU. */
     int inject_faults;
+    /* When set and true, loading and preparing stop at their next step with
+     * ENGINE_E_ARG ("cancelled"): a daemon told to stop while loading. It
+     * must outlive the engine. */
+    const atomic_bool *cancel;
 } engine_options;
 
 typedef struct {
@@ -62,6 +67,9 @@ typedef struct {
 
 engine_status engine_load(const char *path, const engine_options *opt, engine **out,
                           engine_error *err);
+/* The same from an ONNX file's bytes in memory; `label` names it in errors. */
+engine_status engine_load_buffer(const void *data, size_t size, const char *label,
+                                 const engine_options *opt, engine **out, engine_error *err);
 void engine_free(engine *e);
 
 int engine_input_count(const engine *e);

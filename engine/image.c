@@ -1,14 +1,19 @@
 /* JPEG and PNG decoding; see image.h. */
+#define _GNU_SOURCE /* fopencookie: libpng reads through a stream that checks the clock */
 #include "image.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h> /* jpeglib.h needs FILE */
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 #include <setjmp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
 
 const char *image_sniff(const void *data, size_t size)
 {
@@ -37,12 +42,38 @@ static engine_status check_size(int64_t w, int64_t h, int64_t max_pixels, engine
     return ENGINE_OK;
 }
 
+static engine_status check_bytes(int64_t bytes, const image_limits *lim, engine_error *err)
+{
+    if (lim->max_bytes > 0 && bytes > lim->max_bytes)
+        return engine_fail(err, ENGINE_E_INVALID,
+                           "decoding the image needs %lld bytes: more than the limit of %lld",
+                           (long long)bytes, (long long)lim->max_bytes);
+    return ENGINE_OK;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Whether the decode that started at `start` (cpu_ns) has used its time. */
+static bool over_time(const image_limits *lim, int64_t start)
+{
+    return lim->max_cpu_ms > 0 && cpu_ns() - start > lim->max_cpu_ms * 1000000;
+}
+
 /* --- JPEG --- */
 
 typedef struct {
     struct jpeg_error_mgr mgr;
+    struct jpeg_progress_mgr progress;
+    const image_limits *limits;
+    int64_t start;
     jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
+    bool own_message; /* message says it all (a limit, truncation), no prefix */
+    char message[JMSG_LENGTH_MAX + 64];
 } jpeg_error;
 
 static void jpeg_on_error(j_common_ptr cinfo)
@@ -52,9 +83,41 @@ static void jpeg_on_error(j_common_ptr cinfo)
     longjmp(e->jump, 1);
 }
 
-static void jpeg_on_message(j_common_ptr cinfo)
+static void __attribute__((format(printf, 2, 3))) jpeg_stop(j_common_ptr cinfo, const char *fmt,
+                                                            ...)
 {
-    (void)cinfo; /* warnings (e.g. premature end of data) are not errors */
+    jpeg_error *e = (jpeg_error *)cinfo->err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    e->own_message = true;
+    longjmp(e->jump, 1);
+}
+
+/* Warnings are not errors (a few stray bytes before a marker, as many
+ * cameras write), except data ending early: libjpeg would go on with grey
+ * pixels, and answering for an image that is not there is wrong. */
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF)
+        jpeg_stop(cinfo, "truncated JPEG: the data ends before the image does");
+}
+
+/* Called by libjpeg between scans and rows: where the scan count and the
+ * time are checked. */
+static void jpeg_on_progress(j_common_ptr cinfo)
+{
+    jpeg_error *e = (jpeg_error *)cinfo->err;
+    if (cinfo->is_decompressor) {
+        j_decompress_ptr d = (j_decompress_ptr)cinfo;
+        if (e->limits->max_scans > 0 && d->input_scan_number > e->limits->max_scans)
+            jpeg_stop(cinfo, "the JPEG has more than %d progressive scans (the limit)",
+                      e->limits->max_scans);
+    }
+    if (over_time(e->limits, e->start))
+        jpeg_stop(cinfo, "decoding the image took more than its limit of %lld ms",
+                  (long long)e->limits->max_cpu_ms);
 }
 
 /* The largest power-of-two reduction that keeps the hint's minimum sizes. */
@@ -73,27 +136,37 @@ static unsigned jpeg_reduction(unsigned w, unsigned h, const image_decode_hint *
 }
 
 static engine_status decode_jpeg(const void *data, size_t size, image_format want,
-                                 int64_t max_pixels, const image_decode_hint *hint,
+                                 const image_limits *lim, const image_decode_hint *hint,
                                  image_u8 *out, engine_error *err)
 {
     struct jpeg_decompress_struct cinfo;
-    jpeg_error jerr;
+    jpeg_error jerr = {.limits = lim, .start = cpu_ns()};
     /* volatile: modified between setjmp and longjmp */
     uint8_t *volatile pixels = NULL;
     uint8_t *volatile row = NULL;
     cinfo.err = jpeg_std_error(&jerr.mgr);
     jerr.mgr.error_exit = jpeg_on_error;
-    jerr.mgr.output_message = jpeg_on_message;
+    jerr.mgr.emit_message = jpeg_on_message;
+    jerr.progress.progress_monitor = jpeg_on_progress;
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(pixels);
         free(row);
+        if (jerr.own_message)
+            return engine_fail(err, ENGINE_E_INVALID, "%s", jerr.message);
+        if (jerr.mgr.msg_code == JERR_NO_BACKING_STORE) /* over max_memory_to_use */
+            return engine_fail(err, ENGINE_E_INVALID,
+                               "decoding the JPEG needs more than the limit of %lld bytes",
+                               (long long)lim->max_bytes);
         return engine_fail(err, ENGINE_E_INVALID, "undecodable JPEG: %s", jerr.message);
     }
     jpeg_create_decompress(&cinfo);
+    cinfo.progress = &jerr.progress;
+    if (lim->max_bytes > 0) /* libjpeg fails (it has no backing store) past this */
+        cinfo.mem->max_memory_to_use = (long)lim->max_bytes;
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
-    engine_status st = check_size(cinfo.image_width, cinfo.image_height, max_pixels, err);
+    engine_status st = check_size(cinfo.image_width, cinfo.image_height, lim->max_pixels, err);
     if (st) {
         jpeg_destroy_decompress(&cinfo);
         return st;
@@ -107,6 +180,10 @@ static engine_status decode_jpeg(const void *data, size_t size, image_format wan
         cinfo.out_color_space = want == IMAGE_GRAY ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, ch = (int)want;
+    if ((st = check_bytes((int64_t)w * h * ch, lim, err))) {
+        jpeg_destroy_decompress(&cinfo);
+        return st;
+    }
     pixels = malloc((size_t)w * (size_t)h * (size_t)ch);
     row = malloc((size_t)w * (size_t)cinfo.output_components);
     if (!pixels || !row) {
@@ -146,46 +223,107 @@ static engine_status decode_jpeg(const void *data, size_t size, image_format wan
 }
 
 /* --- PNG, through libpng's simplified API (it handles palettes, 16-bit
- * samples, gamma and alpha) --- */
+ * samples, gamma and alpha). The simplified API has no progress hook, so
+ * libpng reads the file through a stdio stream whose read function checks
+ * the time limit: the decoder asks for compressed data every few
+ * kilobytes, and its work per byte is bounded (at most 1032 bytes out per
+ * byte in, and the pixel limit bounds the output). --- */
+
+typedef struct {
+    const unsigned char *data;
+    size_t size, at;
+    const image_limits *limits;
+    int64_t start;
+    bool late;
+    bool eof; /* libpng asked for bytes past the end */
+} png_source;
+
+static ssize_t png_source_read(void *cookie, char *buf, size_t n)
+{
+    png_source *s = cookie;
+    if (over_time(s->limits, s->start)) {
+        s->late = true;
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    size_t left = s->size - s->at, k = n < left ? n : left;
+    if (k == 0 && n > 0)
+        s->eof = true;
+    memcpy(buf, s->data + s->at, k);
+    s->at += k;
+    return (ssize_t)k;
+}
+
+static engine_status png_failed(png_image *img, const png_source *src, engine_error *err)
+{
+    if (src->late)
+        return engine_fail(err, ENGINE_E_INVALID,
+                           "decoding the image took more than its limit of %lld ms",
+                           (long long)src->limits->max_cpu_ms);
+    if (src->eof) /* libpng wanted more than there was */
+        return engine_fail(err, ENGINE_E_INVALID,
+                           "truncated PNG: the data ends before the image does (%s)",
+                           img->message);
+    return engine_fail(err, ENGINE_E_INVALID, "undecodable PNG: %s", img->message);
+}
 
 static engine_status decode_png(const void *data, size_t size, image_format want,
-                                int64_t max_pixels, image_u8 *out, engine_error *err)
+                                const image_limits *lim, image_u8 *out, engine_error *err)
 {
+    png_source src = {.data = data, .size = size, .limits = lim, .start = cpu_ns()};
+    FILE *f = fopencookie(&src, "rb", (cookie_io_functions_t){.read = png_source_read});
+    if (!f)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory decoding a PNG");
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&img, data, size))
-        return engine_fail(err, ENGINE_E_INVALID, "undecodable PNG: %s", img.message);
-    engine_status st = check_size(img.width, img.height, max_pixels, err);
-    if (st) {
+    engine_status st = ENGINE_OK;
+    uint8_t *pixels = NULL;
+    if (!png_image_begin_read_from_stdio(&img, f)) {
+        st = png_failed(&img, &src, err);
+        goto out;
+    }
+    if ((st = check_size(img.width, img.height, lim->max_pixels, err))) {
         png_image_free(&img);
-        return st;
+        goto out;
     }
     img.format = want == IMAGE_GRAY ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    size_t bytes = PNG_IMAGE_SIZE(img);
-    uint8_t *pixels = malloc(bytes);
+    if ((st = check_bytes((int64_t)PNG_IMAGE_SIZE(img), lim, err))) {
+        png_image_free(&img);
+        goto out;
+    }
+    pixels = malloc(PNG_IMAGE_SIZE(img));
     if (!pixels) {
         png_image_free(&img);
-        return engine_fail(err, ENGINE_E_NOMEM, "out of memory decoding a PNG");
+        st = engine_fail(err, ENGINE_E_NOMEM, "out of memory decoding a PNG");
+        goto out;
     }
     png_color black = {0, 0, 0};
     if (!png_image_finish_read(&img, &black, pixels, 0, NULL)) {
         free(pixels);
-        return engine_fail(err, ENGINE_E_INVALID, "undecodable PNG: %s", img.message);
+        pixels = NULL;
+        st = png_failed(&img, &src, err);
+        goto out;
     }
     *out = (image_u8){.width = (int)img.width, .height = (int)img.height, .channels = (int)want,
                       .pixels = pixels};
-    return ENGINE_OK;
+out:
+    fclose(f);
+    return st;
 }
 
-engine_status image_decode(const void *data, size_t size, image_format want, int64_t max_pixels,
-                           const image_decode_hint *hint, image_u8 *out, engine_error *err)
+static const image_limits no_limits = {.max_pixels = INT64_MAX};
+
+engine_status image_decode(const void *data, size_t size, image_format want,
+                           const image_limits *limits, const image_decode_hint *hint,
+                           image_u8 *out, engine_error *err)
 {
     memset(out, 0, sizeof *out);
+    const image_limits *lim = limits ? limits : &no_limits;
     const char *kind = image_sniff(data, size);
     if (!kind)
         return engine_fail(err, ENGINE_E_INVALID, "the data is neither a JPEG nor a PNG image");
     if (kind[0] == 'j')
-        return decode_jpeg(data, size, want, max_pixels, hint, out, err);
-    return decode_png(data, size, want, max_pixels, out, err);
+        return decode_jpeg(data, size, want, lim, hint, out, err);
+    return decode_png(data, size, want, lim, out, err);
 }

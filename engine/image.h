@@ -3,7 +3,8 @@
  *
  * The decoded size is read from the file header and checked against a
  * caller's bound before any pixel buffer is allocated, so a small file
- * claiming to be 60000x60000 costs nothing. Grayscale, RGBA, CMYK (Adobe
+ * claiming to be 60000x60000 costs nothing; the number of progressive
+ * scans and the decode time are bounded too (image_limits). Grayscale, RGBA, CMYK (Adobe
  * inverted or not) and progressive JPEGs, palette and 16-bit PNGs are
  * accepted; libpng composites any alpha onto black. EXIF orientation is
  * not applied: pixels come out in file order.
@@ -35,11 +36,26 @@ typedef struct {
     int min_shorter;           /* the decoded shorter side at least this */
 } image_decode_hint;
 
+/* What one decode may cost. Untrusted images are small files that can ask
+ * for a lot of work: a 196 KB progressive JPEG with thousands of scans
+ * took 38 s at 7000x7000, and a 45 KB one claiming 7071x7071 pixels had
+ * its decoder fill a 150 MB buffer from data that was not there. */
+typedef struct {
+    int64_t max_pixels;  /* width x height at full size */
+    int64_t max_bytes;   /* the decoded pixels, and the decoder's own buffers (a progressive
+                            JPEG keeps every coefficient: 2-6 bytes per pixel), each; 0: none */
+    int max_scans;       /* progressive JPEG scans; 0: no limit */
+    int64_t max_cpu_ms;  /* CPU time of the decoding thread (not wall time, so a busy
+                            machine does not fail good images); 0: no limit */
+} image_limits;
+
 /* Decodes into `want` (RGB or gray). Fails with ENGINE_E_INVALID for data
- * that is not a JPEG or PNG or is corrupt, and for images of more than
- * max_pixels pixels (counted at full size). hint may be NULL. */
-engine_status image_decode(const void *data, size_t size, image_format want, int64_t max_pixels,
-                           const image_decode_hint *hint, image_u8 *out, engine_error *err);
+ * that is not a JPEG or PNG, is corrupt or truncated (data ending before
+ * the last pixel), and for images over a limit (each named in the message).
+ * hint may be NULL. */
+engine_status image_decode(const void *data, size_t size, image_format want,
+                           const image_limits *limits, const image_decode_hint *hint,
+                           image_u8 *out, engine_error *err);
 void image_free(image_u8 *img);
 
 #endif

@@ -62,13 +62,14 @@ static int round_half_even(double x)
 image_decode_hint preproc_decode_hint(const preproc_params *p)
 {
     image_decode_hint h = {0};
-    if (!p->jpeg_dct_scaling)
+    if (p->jpeg_dct_scaling == PREPROC_DCT_OFF)
         return h;
+    int k = p->jpeg_dct_scaling == PREPROC_DCT_AUTO ? 2 : 1;
     if (p->resize == PREPROC_SHORTER_SIDE_CROP)
-        h.min_shorter = p->resize_shorter_side;
+        h.min_shorter = k * p->resize_shorter_side;
     else {
-        h.min_width = p->width;
-        h.min_height = p->height;
+        h.min_width = k * p->width;
+        h.min_height = k * p->height;
     }
     return h;
 }

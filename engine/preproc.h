@@ -22,6 +22,10 @@
 
 typedef enum { PREPROC_RGB = 0, PREPROC_BGR, PREPROC_GRAY } preproc_color;
 typedef enum { PREPROC_SHORTER_SIDE_CROP = 0, PREPROC_STRETCH } preproc_resize;
+/* JPEG decoding at 1/2..1/8 size from the DCT coefficients: never, whenever
+ * what is left is enough for the resize, or (auto) only when the image is
+ * at least 4x what the resize needs, so that the resampler still has 2x. */
+typedef enum { PREPROC_DCT_OFF = 0, PREPROC_DCT_ON, PREPROC_DCT_AUTO } preproc_dct;
 
 typedef struct preproc_params {
     int width, height;            /* of the model input */
@@ -30,7 +34,7 @@ typedef struct preproc_params {
     int resize_shorter_side;      /* PREPROC_SHORTER_SIDE_CROP: >= max(width, height) */
     float scale;
     float mean[3], std[3];
-    bool jpeg_dct_scaling;        /* let JPEGs decode at 1/2..1/8 size when still large enough */
+    preproc_dct jpeg_dct_scaling; /* let JPEGs decode at 1/2..1/8 size when still large enough */
 } preproc_params;
 
 static inline int preproc_channels(const preproc_params *p)
@@ -40,7 +44,8 @@ static inline int preproc_channels(const preproc_params *p)
 
 /* What the resampler needs of a decoded image (image_decode's hint): the
  * shorter side at least resize_shorter_side, or both sides at least the
- * input size when stretching. All zeros when jpeg_dct_scaling is off. */
+ * input size when stretching; twice that with PREPROC_DCT_AUTO. All zeros
+ * when jpeg_dct_scaling is off. */
 image_decode_hint preproc_decode_hint(const preproc_params *p);
 
 /* img (RGB or gray as p->color asks) -> width x height x channels bytes. */

@@ -52,6 +52,22 @@ void server_metrics_init(void)
                                    "model,backend,description");
     m->build_info = metric_gauge("visiond_build_info", "visiond version (value always 1).",
                                  "version");
+    m->abandoned = metric_counter("visiond_requests_abandoned_total",
+                                  "Requests whose client left before their answer was sent.",
+                                  "model,endpoint");
+    m->decode_queue_depth = metric_gauge("visiond_decode_queue_depth",
+                                         "Requests waiting for a decoder.", "");
+    m->buffered_bytes = metric_gauge("visiond_request_buffer_bytes",
+                                     "Request body bytes held in memory now.", "");
+    m->buffered_limit = metric_gauge("visiond_request_buffer_limit_bytes",
+                                     "The budget for request bodies in memory "
+                                     "(max_buffered_bytes); over it, requests get 503.",
+                                     "");
+    m->conn_closed = metric_counter("visiond_connections_closed_total",
+                                    "Connections closed by the server before their request was "
+                                    "complete, by reason.",
+                                    "reason");
+    m->connections = metric_gauge("visiond_connections", "Open client connections.", "");
     metric_set(m->build_info, 1, VISIOND_VERSION);
 }
 
@@ -80,6 +96,19 @@ enum MHD_Result api_metrics(request *r)
             metric_set(families.backend_info, 1, m->name, engine_backend_name(m->engine),
                        m->backend);
         }
+    }
+    server *s = r->srv;
+    metric_set(families.decode_queue_depth, s->pool ? work_pool_depth(s->pool) : 0);
+    metric_set(families.buffered_bytes, (double)body_budget_used(&s->bodies));
+    metric_set(families.buffered_limit, (double)s->bodies.limit);
+    if (s->guard) {
+        conn_guard_stats gs;
+        conn_guard_get_stats(s->guard, &gs);
+        metric_set(families.connections, gs.open);
+        /* counters kept by the guard: set to its running totals */
+        metric_set(families.conn_closed, (double)gs.head_timeouts, "head_timeout");
+        metric_set(families.conn_closed, (double)gs.body_timeouts, "body_timeout");
+        metric_set(families.conn_closed, (double)gs.peer_closed, "peer_closed");
     }
     size_t len = 0;
     char *text = metrics_render(&len);

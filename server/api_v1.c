@@ -13,20 +13,12 @@
 #include "../engine/preproc.h"
 #include "server.h"
 
-static enum MHD_Result bad_image(request *r, int index, int n, const char *why)
-{
-    if (n > 1)
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "image %d: %s", index + 1, why);
-    return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
-}
-
-enum MHD_Result api_classify_start(request *r)
+/* The body is in: how many images, and is there room for them? */
+enum MHD_Result api_classify_admit(request *r)
 {
     served_model *m = r->model;
-    const preproc_params *pre = &m->cfg.pre;
     int n = 1;
-    bool multipart = r->pp != NULL;
-    if (multipart) {
+    if (r->pp) {
         /* the post processor may hold the last bytes of the last part */
         enum MHD_Result ok = MHD_destroy_post_processor(r->pp);
         r->pp = NULL;
@@ -47,35 +39,60 @@ enum MHD_Result api_classify_start(request *r)
         return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
                                   "%d images is more than the queue of model '%s' holds (%d)", n,
                                   m->name, m->cfg.max_queue_size);
+    /* admission: room for every image is held before any pixel is decoded */
+    if (!batcher_reserve(m->batcher, n))
+        return http_respond_busy(r, "queue_full",
+                                 "the queue of model '%s' is full (%d items); retry later",
+                                 m->name, m->cfg.max_queue_size);
+    r->reserved_items = n;
+    r->job.n_items = n;
+    return http_prepare(r, api_classify_prepare);
+}
+
+/* In the decode pool: every image decoded and resized into the job. */
+int api_classify_prepare(request *r)
+{
+    served_model *m = r->model;
+    const preproc_params *pre = &m->cfg.pre;
+    const server_config *cfg = &r->srv->cfg;
+    int n = r->job.n_items;
+    bool multipart = r->n_parts > 0;
     if (request_alloc_job(r, n, m->u8_images))
-        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     int64_t t0 = http_now_ns();
     size_t pixels = (size_t)pre->width * (size_t)pre->height * (size_t)preproc_channels(pre);
     uint8_t *hwc = malloc(pixels);
     if (!hwc)
-        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     image_decode_hint hint = preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
         const byte_buf *b = multipart ? &r->parts[i] : &r->body;
         image_u8 img;
         engine_error e = {0};
+        image_limits lim = {.max_pixels = cfg->max_image_pixels,
+                            .max_bytes = cfg->max_decode_bytes,
+                            .max_scans = cfg->max_jpeg_scans,
+                            .max_cpu_ms = cfg->decode_timeout_ms};
         /* bytes go to the engine as they are (normalised on the device), or as floats */
         uint8_t *dst = m->u8_images ? (uint8_t *)r->input_ptrs[0] + (size_t)i * pixels : hwc;
         if (image_decode(b->data, b->len, pre->color == PREPROC_GRAY ? IMAGE_GRAY : IMAGE_RGB,
-                         r->srv->cfg.max_image_pixels, &hint, &img, &e) ||
+                         &lim, &hint, &img, &e) ||
             preproc_resample(&img, pre, dst, &e)) {
             image_free(&img);
             free(hwc);
-            return bad_image(r, i, n, e.message);
+            if (n > 1)
+                return http_fail(r, MHD_HTTP_BAD_REQUEST, "image %d: %s", i + 1, e.message);
+            return http_fail(r, MHD_HTTP_BAD_REQUEST, "%s", e.message);
         }
         image_free(&img);
         if (!m->u8_images)
             preproc_normalize(hwc, pre, (float *)r->input_ptrs[0] + (size_t)i * pixels);
     }
     free(hwc);
+    http_drop_body(r);
     r->preprocess_ms = (double)(http_now_ns() - t0) / 1e6;
     metric_observe(server_metrics_get()->preprocess_seconds, r->preprocess_ms / 1e3, m->name);
-    return http_submit(r);
+    return http_submit_job(r);
 }
 
 enum MHD_Result api_classify_finish(request *r)
@@ -133,10 +150,13 @@ static json_t *model_json(const served_model *m)
             json_array_append_new(mean, json_real(c->pre.mean[k]));
             json_array_append_new(std, json_real(c->pre.std[k]));
         }
-        json_t *in = json_pack("{s:i,s:i,s:s,s:s,s:f,s:o,s:o,s:b}", "width", c->pre.width,
+        json_t *in = json_pack("{s:i,s:i,s:s,s:s,s:f,s:o,s:o,s:o}", "width", c->pre.width,
                                "height", c->pre.height, "color", colors[c->pre.color], "resize",
                                resizes[c->pre.resize], "scale", (double)c->pre.scale, "mean",
-                               mean, "std", std, "jpeg_dct_scaling", c->pre.jpeg_dct_scaling);
+                               mean, "std", std, "jpeg_dct_scaling",
+                               c->pre.jpeg_dct_scaling == PREPROC_DCT_AUTO
+                                   ? json_string("auto")
+                                   : json_boolean(c->pre.jpeg_dct_scaling == PREPROC_DCT_ON));
         if (c->pre.resize == PREPROC_SHORTER_SIDE_CROP)
             json_object_set_new(in, "resize_shorter_side", json_integer(c->pre.resize_shorter_side));
         json_object_set_new(o, "input", in);

@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_tensor.h"
 #include "server.h"
-
-#define MAX_JSON_DEPTH 16
 
 enum MHD_Result api_v2_server(request *r)
 {
@@ -85,53 +84,33 @@ enum MHD_Result api_v2_ready(request *r, bool v2)
     return http_respond_json(r, status, body);
 }
 
-/* Flattens (possibly nested) numbers into dst; returns count or -1. */
-static int64_t flatten(json_t *v, float *dst, int64_t cap, int64_t at, int depth)
+/* The body is in: parsing it is the decode pool's work. */
+enum MHD_Result api_v2_infer_admit(request *r)
 {
-    if (json_is_number(v)) {
-        if (at >= cap)
-            return -1;
-        dst[at] = (float)json_number_value(v);
-        return at + 1;
-    }
-    if (!json_is_array(v) || depth > MAX_JSON_DEPTH)
-        return -1;
-    size_t i;
-    json_t *x;
-    json_array_foreach(v, i, x) {
-        at = flatten(x, dst, cap, at, depth + 1);
-        if (at < 0)
-            return -1;
-    }
-    return at;
+    return http_prepare(r, api_v2_infer_prepare);
 }
 
-enum MHD_Result api_v2_infer_start(request *r)
+/* The most numbers any one input of the model can take in a request. */
+static int64_t largest_input(const served_model *m)
+{
+    int64_t most = 0;
+    for (int k = 0; k < engine_input_count(m->engine); k++) {
+        int64_t n = batcher_input_elems(m->batcher, k) * m->cfg.max_queue_size;
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* Checks each input's name, datatype and shape against the model; fills
+ * by_input (request input index per model input) and the batch. */
+static int match_inputs(request *r, json_t *inputs, int by_input[8], int64_t *batch)
 {
     served_model *m = r->model;
-    if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length"))
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                  "the binary tensor data extension is not supported: send JSON");
-    json_error_t jerr;
-    json_t *root = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!root)
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "invalid JSON at line %d: %s",
-                                  jerr.line, jerr.text);
-    enum MHD_Result ret;
-    json_t *inputs = json_object_get(root, "inputs");
     int ni = engine_input_count(m->engine);
-    if (!json_is_object(root) || !json_is_array(inputs)) {
-        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "the request needs an \"inputs\" array");
-        goto out;
-    }
-    if ((int)json_array_size(inputs) != ni) {
-        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "model '%s' takes %d inputs, got %zu",
-                                 m->name, ni, json_array_size(inputs));
-        goto out;
-    }
     bool dyn = engine_batch_is_dynamic(m->engine);
-    int64_t batch = -1;
-    json_t *by_input[8] = {0};
+    *batch = -1;
+    for (int k = 0; k < ni; k++)
+        by_input[k] = -1;
     for (size_t i = 0; i < json_array_size(inputs); i++) {
         json_t *t = json_array_get(inputs, i);
         const char *name = json_string_value(json_object_get(t, "name"));
@@ -144,18 +123,13 @@ enum MHD_Result api_v2_infer_start(request *r)
             if (strcmp(info.name, name) == 0)
                 k = q;
         }
-        if (!name || k < 0 || by_input[k]) {
-            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                     "input %zu: unknown or repeated name '%s'", i,
-                                     name ? name : "(none)");
-            goto out;
-        }
-        if (!dt || strcmp(dt, "FP32") != 0) {
-            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                     "input '%s': datatype %s is not supported (FP32 is)", name,
-                                     dt ? dt : "(none)");
-            goto out;
-        }
+        if (!name || k < 0 || by_input[k] >= 0)
+            return http_fail(r, MHD_HTTP_BAD_REQUEST, "input %zu: unknown or repeated name '%s'",
+                             i, name ? name : "(none)");
+        if (!dt || strcmp(dt, "FP32") != 0)
+            return http_fail(r, MHD_HTTP_BAD_REQUEST,
+                             "input '%s': datatype %s is not supported (FP32 is)", name,
+                             dt ? dt : "(none)");
         engine_tensor_info info;
         engine_input_info(m->engine, k, &info);
         bool ok = json_is_array(shape) && (int)json_array_size(shape) == info.rank;
@@ -165,8 +139,8 @@ enum MHD_Result api_v2_infer_start(request *r)
             if (d > 0) {
                 ok = v == info.dims[d];
             } else { /* the batch: any size (rows are queued one by one), the same everywhere */
-                ok = v >= 1 && (batch < 0 || v == batch);
-                batch = v;
+                ok = v >= 1 && (*batch < 0 || v == *batch);
+                *batch = v;
             }
         }
         if (!ok) {
@@ -176,52 +150,102 @@ enum MHD_Result api_v2_infer_start(request *r)
                 len += snprintf(want + len, sizeof want - (size_t)len, d ? ",%lld" : "[%lld",
                                 (long long)(d == 0 && dyn ? -1 : info.dims[d]));
             snprintf(want + len, sizeof want - (size_t)len, "]");
-            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                     "input '%s': shape must be %s (-1: any batch, the same for "
-                                     "every input)",
-                                     name, want);
-            goto out;
+            return http_fail(r, MHD_HTTP_BAD_REQUEST,
+                             "input '%s': shape must be %s (-1: any batch, the same for every "
+                             "input)",
+                             name, want);
         }
-        by_input[k] = t;
+        by_input[k] = (int)i;
     }
-    int64_t items = batch; /* each row is one item of the batcher */
-    if (items > m->cfg.max_queue_size) {
-        ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                 "a batch of %lld is more than the queue of model '%s' holds (%d)",
-                                 (long long)items, m->name, m->cfg.max_queue_size);
+    return 0;
+}
+
+/* In the decode pool: the JSON tensors into the job, with room for its
+ * rows. The numbers go straight from the body into the job's buffers
+ * (json_tensor.h); jansson sees the rest. */
+int api_v2_infer_prepare(request *r)
+{
+    served_model *m = r->model;
+    char err[256];
+    json_tensor_split split;
+    if (json_tensor_split_request(r->body.data ? r->body.data : "", r->body.len,
+                                  largest_input(m), &split, err, sizeof err)) {
+        http_drop_body(r);
+        json_tensor_split_free(&split);
+        return http_fail(r, MHD_HTTP_BAD_REQUEST, "%s", err);
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(split.skeleton, split.skeleton_len, JSON_REJECT_DUPLICATES, &jerr);
+    int ret = -1;
+    if (!root) {
+        ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "invalid JSON at line %d: %s", jerr.line,
+                        jerr.text);
         goto out;
     }
-    if (request_alloc_job(r, (int)items, false)) {
-        ret = http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    json_t *inputs = json_object_get(root, "inputs");
+    int ni = engine_input_count(m->engine);
+    if (!json_is_object(root) || !json_is_array(inputs)) {
+        ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "the request needs an \"inputs\" array");
         goto out;
     }
+    if ((int)json_array_size(inputs) != ni) {
+        ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "model '%s' takes %d inputs, got %zu", m->name,
+                        ni, json_array_size(inputs));
+        goto out;
+    }
+    int by_input[8];
+    int64_t items; /* each row is one item of the batcher */
+    if ((ret = match_inputs(r, inputs, by_input, &items)))
+        goto out;
     for (int k = 0; k < ni; k++) {
+        int i = by_input[k];
         int64_t want = batcher_input_elems(m->batcher, k) * items;
-        int64_t got = flatten(json_object_get(by_input[k], "data"), (float *)r->input_ptrs[k],
-                              want, 0, 0);
-        if (got != want) {
-            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                     "input '%s': \"data\" must hold %lld numbers (flat or "
-                                     "nested as the shape)",
-                                     json_string_value(json_object_get(by_input[k], "name")),
-                                     (long long)want);
+        if (!split.has_data[i] || split.data[i].count != want) {
+            ret = http_fail(r, MHD_HTTP_BAD_REQUEST,
+                            "input '%s': \"data\" must hold %lld numbers (flat or nested as "
+                            "the shape)",
+                            json_string_value(json_object_get(json_array_get(inputs, i), "name")),
+                            (long long)want);
             goto out;
         }
+    }
+    if (items > m->cfg.max_queue_size) {
+        ret = http_fail(r, MHD_HTTP_BAD_REQUEST,
+                        "a batch of %lld is more than the queue of model '%s' holds (%d)",
+                        (long long)items, m->name, m->cfg.max_queue_size);
+        goto out;
     }
     json_t *outputs = json_object_get(root, "outputs");
-    if (outputs) {
-        if (!json_is_array(outputs)) {
-            ret = http_respond_error(r, MHD_HTTP_BAD_REQUEST, "\"outputs\" must be an array");
-            goto out;
-        }
-        r->v2_outputs = json_incref(outputs);
+    if (outputs && !json_is_array(outputs)) {
+        ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "\"outputs\" must be an array");
+        goto out;
     }
+    if (!batcher_reserve(m->batcher, (int)items)) {
+        ret = http_fail_busy(r, "queue_full",
+                             "the queue of model '%s' is full (%d items); retry later", m->name,
+                             m->cfg.max_queue_size);
+        goto out;
+    }
+    r->reserved_items = (int)items;
+    if (request_alloc_job(r, (int)items, false)) {
+        ret = http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        goto out;
+    }
+    for (int k = 0; k < ni; k++)
+        json_tensor_parse(r->body.data, &split.data[by_input[k]], (float *)r->input_ptrs[k]);
+    if (outputs)
+        r->v2_outputs = json_incref(outputs);
     json_t *id = json_object_get(root, "id");
     if (json_is_string(id))
         r->v2_id = json_incref(id);
-    ret = http_submit(r);
-out:
+    http_drop_body(r);
     json_decref(root);
+    json_tensor_split_free(&split);
+    return http_submit_job(r);
+out:
+    http_drop_body(r);
+    json_decref(root);
+    json_tensor_split_free(&split);
     return ret;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/file_read.h"
 #include "../engine/image.h"
 #include "../engine/preproc.h"
 #include "cli.h"
@@ -25,22 +26,10 @@ static void usage(void)
 
 static unsigned char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && n < (1L << 30) && fseek(f, 0, SEEK_SET) == 0 &&
-            (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            *len = (size_t)n;
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
+    char *buf;
+    engine_error e;
+    return file_read_regular(path, (size_t)1 << 30, &buf, len, NULL, &e) ? NULL
+                                                                          : (unsigned char *)buf;
 }
 
 int cli_preprocess(int argc, char **argv)
@@ -97,6 +86,10 @@ int cli_preprocess(int argc, char **argv)
     float *out = malloc(per * (size_t)n * sizeof(float));
     uint8_t *hwc = malloc(per);
     image_decode_hint hint = preproc_decode_hint(pre);
+    /* the daemon's limits, but time: what it would decode, this decodes */
+    image_limits lim = {.max_pixels = defaults.max_image_pixels,
+                        .max_bytes = defaults.max_decode_bytes,
+                        .max_scans = defaults.max_jpeg_scans};
     for (int i = 0; i < n && out && hwc && !rc; i++) {
         size_t len = 0;
         unsigned char *data = read_file(images[i], &len);
@@ -106,7 +99,7 @@ int cli_preprocess(int argc, char **argv)
             fprintf(stderr, "visiond preprocess: cannot read %s\n", images[i]);
             rc = EXIT_INPUT;
         } else if (image_decode(data, len, ch == 1 ? IMAGE_GRAY : IMAGE_RGB,
-                                defaults.max_image_pixels, &hint, &img, &ee) ||
+                                &lim, &hint, &img, &ee) ||
                    preproc_resample(&img, pre, hwc, &ee)) {
             fprintf(stderr, "visiond preprocess: %s: %s\n", images[i], ee.message);
             rc = EXIT_INPUT;

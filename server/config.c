@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/file_read.h"
 #include "log.h"
 
 void server_config_defaults(server_config *c)
@@ -18,6 +20,16 @@ void server_config_defaults(server_config *c)
     snprintf(c->device, sizeof c->device, "auto");
     c->max_body_bytes = 16u << 20;
     c->max_image_pixels = 50000000;
+    c->max_jpeg_scans = 64;
+    c->decode_timeout_ms = 5000;
+    c->max_decode_bytes = (int64_t)256 << 20;
+    c->decode_queue_size = 256;
+    c->max_buffered_bytes = (size_t)256 << 20;
+    c->max_connections = 2048;
+    c->max_connections_per_ip = 256;
+    c->head_timeout_ms = 10000;
+    c->body_timeout_ms = 60000;
+    c->idle_timeout_s = 60;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->conv_algo, sizeof c->conv_algo, "auto");
     c->workspace_mb = 256;
@@ -71,10 +83,66 @@ static int get_int(json_t *v, const char *key, long long lo, long long hi, long 
     return 0;
 }
 
+/* The integer settings: key, bounds, where the value goes. */
+typedef struct {
+    const char *key;
+    long long lo, hi;
+    size_t offset;
+    enum { AS_INT, AS_I64, AS_SIZE } type;
+} numeric_setting;
+
+#define SETTING(k, lo, hi, type) {#k, lo, hi, offsetof(server_config, k), type}
+static const numeric_setting numeric_settings[] = {
+    SETTING(workspace_mb, 1, 1 << 20, AS_INT),
+    SETTING(inject_faults, 0, 1 << 30, AS_INT),
+    SETTING(threads, 0, 1024, AS_INT),
+    SETTING(http_threads, 0, 256, AS_INT),
+    SETTING(max_body_bytes, 1024, 1LL << 31, AS_SIZE),
+    SETTING(max_image_pixels, 1, 1LL << 31, AS_I64),
+    SETTING(max_jpeg_scans, 1, 100000, AS_INT),
+    SETTING(decode_timeout_ms, 1, 3600000, AS_I64),
+    SETTING(max_decode_bytes, 1 << 20, 1LL << 40, AS_I64),
+    SETTING(decode_threads, 0, 256, AS_INT),
+    SETTING(decode_queue_size, 1, 1 << 20, AS_INT),
+    SETTING(max_buffered_bytes, 1 << 20, 1LL << 40, AS_SIZE),
+    SETTING(max_connections, 16, 1 << 20, AS_INT),
+    SETTING(max_connections_per_ip, 1, 1 << 20, AS_INT),
+    SETTING(head_timeout_ms, 100, 3600000, AS_I64),
+    SETTING(body_timeout_ms, 100, 3600000, AS_I64),
+    SETTING(idle_timeout_s, 1, 86400, AS_INT),
+};
+
+static const numeric_setting *numeric_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof numeric_settings / sizeof *numeric_settings; i++)
+        if (strcmp(numeric_settings[i].key, key) == 0)
+            return &numeric_settings[i];
+    return NULL;
+}
+
+static void set_number(server_config *c, const numeric_setting *s, long long v)
+{
+    char *at = (char *)c + s->offset;
+    if (s->type == AS_INT)
+        *(int *)at = (int)v;
+    else if (s->type == AS_I64)
+        *(int64_t *)at = v;
+    else
+        *(size_t *)at = (size_t)v;
+}
+
 int server_config_load(const char *path, server_config *c, char *err, size_t errlen)
 {
+    char *text;
+    size_t len;
+    engine_error fe;
+    if (file_read_regular(path, 1u << 20, &text, &len, NULL, &fe)) {
+        snprintf(err, errlen, "%s", fe.message);
+        return -1;
+    }
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!root) {
         snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
         return -1;
@@ -89,6 +157,7 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
     json_t *v;
     json_object_foreach(root, key, v) {
         long long n;
+        const numeric_setting *num;
         if (strcmp(key, "listen") == 0) {
             char listen[300];
             if (get_string(v, key, listen, sizeof listen, sub, sizeof sub) ||
@@ -124,30 +193,10 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
                 snprintf(sub, sizeof sub, "'image_transfer' must be auto, bytes or floats");
                 goto out;
             }
-        } else if (strcmp(key, "workspace_mb") == 0) {
-            if (get_int(v, key, 1, 1 << 20, &n, sub, sizeof sub))
+        } else if ((num = numeric_key(key))) {
+            if (get_int(v, key, num->lo, num->hi, &n, sub, sizeof sub))
                 goto out;
-            c->workspace_mb = (int)n;
-        } else if (strcmp(key, "inject_faults") == 0) {
-            if (get_int(v, key, 0, 1 << 30, &n, sub, sizeof sub))
-                goto out;
-            c->inject_faults = (int)n;
-        } else if (strcmp(key, "threads") == 0) {
-            if (get_int(v, key, 0, 1024, &n, sub, sizeof sub))
-                goto out;
-            c->threads = (int)n;
-        } else if (strcmp(key, "http_threads") == 0) {
-            if (get_int(v, key, 0, 256, &n, sub, sizeof sub))
-                goto out;
-            c->http_threads = (int)n;
-        } else if (strcmp(key, "max_body_bytes") == 0) {
-            if (get_int(v, key, 1024, 1LL << 31, &n, sub, sizeof sub))
-                goto out;
-            c->max_body_bytes = (size_t)n;
-        } else if (strcmp(key, "max_image_pixels") == 0) {
-            if (get_int(v, key, 1, 1LL << 31, &n, sub, sizeof sub))
-                goto out;
-            c->max_image_pixels = n;
+            set_number(c, num, n);
         } else {
             snprintf(sub, sizeof sub, "unknown key '%s'", key);
             goto out;

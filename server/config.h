@@ -4,7 +4,12 @@
  *    "threads": 0, "http_threads": 0, "max_body_bytes": 16777216,
  *    "max_image_pixels": 50000000, "log_level": "info",
  *    "conv_algo": "auto", "algo_cache": "", "workspace_mb": 256,
- *    "image_transfer": "auto", "inject_faults": 0}
+ *    "image_transfer": "auto", "inject_faults": 0,
+ *    "max_jpeg_scans": 64, "decode_timeout_ms": 5000,
+ *    "max_decode_bytes": 268435456, "decode_threads": 0,
+ *    "decode_queue_size": 256, "max_buffered_bytes": 268435456,
+ *    "max_connections": 2048, "max_connections_per_ip": 256,
+ *    "head_timeout_ms": 10000, "body_timeout_ms": 60000, "idle_timeout_s": 60}
  *
  * conv_algo: "auto" (on a GPU: "exhaustive", time every convolution
  * algorithm per layer and batch size), "heuristic", or one algorithm's name
@@ -14,6 +19,15 @@
  * there) and to the CPU as floats; "bytes" or "floats" force one.
  * inject_faults: a testing aid, every Nth batch fails as a device fault
  * would, to exercise the CPU fallback.
+ *
+ * What a client may cost (see README, "Limits"): max_image_pixels,
+ * max_jpeg_scans, max_decode_bytes and decode_timeout_ms (CPU time) bound
+ * one image's decode; decode_threads workers decode, with decode_queue_size requests
+ * waiting at most; max_buffered_bytes bounds the request bodies held in
+ * memory at once; max_connections and max_connections_per_ip bound
+ * sockets; a request head must arrive within head_timeout_ms of the
+ * connection (or of its previous answer) and its body within
+ * body_timeout_ms of the head, however slowly the bytes trickle in.
  *
  * Every key is optional (the values above are the defaults); an unknown
  * key or a bad value is an error naming the key, so a typo never silently
@@ -41,6 +55,20 @@ typedef struct {
     int workspace_mb;
     char image_transfer[16]; /* auto, bytes, floats */
     int inject_faults;
+    /* what one image may cost to decode */
+    int max_jpeg_scans;
+    int64_t decode_timeout_ms;   /* CPU time of one decode */
+    int64_t max_decode_bytes;    /* decoded pixels, and the decoder's buffers, each */
+    /* the decode pool */
+    int decode_threads;          /* 0: one per core */
+    int decode_queue_size;       /* requests waiting for a decoder */
+    /* memory and connections */
+    size_t max_buffered_bytes;   /* request bodies held at once, all together */
+    int max_connections;
+    int max_connections_per_ip;
+    int64_t head_timeout_ms;     /* a request head within this of the connection or last answer */
+    int64_t body_timeout_ms;     /* a body within this of its head */
+    int idle_timeout_s;          /* libmicrohttpd's own: no byte for this long */
 } server_config;
 
 void server_config_defaults(server_config *c);

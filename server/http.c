@@ -1,11 +1,13 @@
 /* HTTP plumbing over libmicrohttpd: the listening socket, routing, bounded
  * request bodies (raw, JSON or multipart/form-data through MHD's post
- * processor), suspend/resume around the batcher, and JSON responses that
- * also feed the request metrics. The life of a request is described in
- * server.h; the endpoints themselves live in api_*.c.
+ * processor), the hand-off to the decode pool and the batcher with the
+ * connection suspended, and JSON responses that also feed the request
+ * metrics. The life of a request is described in server.h; the endpoints
+ * themselves live in api_*.c; deadlines and departed peers in conn_guard.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #include "server.h"
 
 #define POST_BUFFER 65536
+#define BUDGET_STEP ((size_t)65536) /* chunked bodies take budget this much at a time */
 
 int64_t http_now_ns(void)
 {
@@ -32,6 +36,47 @@ int64_t http_now_ns(void)
 json_t *json_float(double v)
 {
     return v == v && v - v == 0 ? json_real(v) : json_null(); /* NaN, inf: null */
+}
+
+/* --- what a request holds, given back once --- */
+
+static void give_back_body(request *r)
+{
+    free(r->body.data);
+    r->body = (byte_buf){0};
+    for (int i = 0; i < r->n_parts; i++) {
+        free(r->parts[i].data);
+        r->parts[i] = (byte_buf){0};
+    }
+    r->n_parts = 0;
+    if (r->budget_held) {
+        body_budget_give(&r->srv->bodies, r->budget_held);
+        r->budget_held = 0;
+    }
+}
+
+/* Room in the queue, arrival count, body memory: everything but the
+ * request itself. Called once it is answered, or its client has gone. */
+static void release(request *r)
+{
+    if (r->reserved_items) {
+        batcher_unreserve(r->model->batcher, r->reserved_items);
+        r->reserved_items = 0;
+    }
+    if (r->arriving) { /* no longer on its way to the batcher */
+        batcher_arriving(r->model->batcher, -1);
+        r->arriving = false;
+    }
+    if (r->inflight) {
+        atomic_fetch_sub(&r->srv->inflight, 1);
+        r->inflight = false;
+    }
+    give_back_body(r);
+}
+
+void http_drop_body(request *r)
+{
+    give_back_body(r);
 }
 
 /* --- responses --- */
@@ -69,12 +114,7 @@ static enum MHD_Result queue(request *r, unsigned status, const char *content_ty
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     record(r, status);
-    if (r->arriving) { /* refused before submitting: no longer on its way */
-        batcher_arriving(r->model->batcher, -1);
-        r->arriving = false;
-    }
-    if (r->state == REQ_RESUMED)
-        atomic_fetch_sub(&r->srv->inflight, 1);
+    release(r);
     r->state = REQ_ANSWERED;
     return ret;
 }
@@ -95,6 +135,15 @@ enum MHD_Result http_respond_json(request *r, unsigned status, json_t *body)
     return queue(r, status, "application/json", text, len, status == MHD_HTTP_SERVICE_UNAVAILABLE);
 }
 
+static enum MHD_Result respond_message(request *r, unsigned status, const char *msg)
+{
+    if (status >= 500)
+        log_msg(LOG_WARN, "%u %s", status, msg);
+    else
+        log_msg(LOG_DEBUG, "%u %s", status, msg);
+    return http_respond_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
 enum MHD_Result http_respond_error(request *r, unsigned status, const char *fmt, ...)
 {
     char msg[1024];
@@ -102,11 +151,45 @@ enum MHD_Result http_respond_error(request *r, unsigned status, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (status >= 500)
-        log_msg(LOG_WARN, "%u %s", status, msg);
-    else
-        log_msg(LOG_DEBUG, "%u %s", status, msg);
-    return http_respond_json(r, status, json_pack("{s:s}", "error", msg));
+    return respond_message(r, status, msg);
+}
+
+/* The one place a request is refused for want of capacity: what the
+ * client sees and visiond_rejected_total always agree. */
+static enum MHD_Result respond_busy(request *r, const char *reason, const char *msg)
+{
+    enum MHD_Result ret = respond_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+    metric_add(server_metrics_get()->rejected, 1, r->model ? r->model->name : "", reason);
+    return ret;
+}
+
+enum MHD_Result http_respond_busy(request *r, const char *reason, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return respond_busy(r, reason, msg);
+}
+
+/* An error found before the body is read is answered after it, so the
+ * connection can stay open: answering earlier makes libmicrohttpd close
+ * it, as it cannot know where the next request would start. A client that
+ * waits for "100 Continue" before sending its body is answered at once. */
+static enum MHD_Result __attribute__((format(printf, 3, 4)))
+defer(request *r, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->deferred_error, sizeof r->deferred_error, fmt, ap);
+    va_end(ap);
+    r->deferred_status = status;
+    const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        return respond_message(r, status, r->deferred_error);
+    give_back_body(r); /* nothing more is kept */
+    return MHD_YES;
 }
 
 /* --- routing --- */
@@ -192,14 +275,73 @@ static bool is_post_route(route_id r)
     return r == ROUTE_CLASSIFY || r == ROUTE_V2_INFER;
 }
 
+/* --- what libmicrohttpd does with the URL before we see it --- */
+
+/* Called with the raw URL as soon as the request line is in, before
+ * libmicrohttpd splits the query: a query of hundreds of parameters
+ * exhausts the connection's memory pool in that split, and 0.9.75 then
+ * leaves the connection without an answer until its timeout. Past
+ * MAX_QUERY_ARGS, the separators are blanked out (the line is ours to
+ * read, not to keep) so the split makes one parameter, and the request
+ * is answered 400. The request record starts here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = cls;
+    r->conn = conn;
+    r->t0_ns = http_now_ns();
+    char *q = strchr(uri, '?');
+    int args = q && q[1] ? 1 : 0;
+    for (char *p = q; p && *p; p++)
+        args += *p == '&';
+    if (args > MAX_QUERY_ARGS) {
+        r->too_many_args = true;
+        for (char *p = q + 1; *p; p++)
+            if (*p == '&')
+                *p = '_';
+    }
+    return r;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* %HH decoding as libmicrohttpd's own, except %00, which stays as it is:
+ * a NUL in the middle would end the string early, so that
+ * /v2/models/mnist%00x served model "mnist". Kept, the name is invalid. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    char *w = s;
+    for (const char *p = s; *p;) {
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
 /* --- bodies --- */
 
-static bool buf_append(byte_buf *b, const char *data, size_t len, size_t limit)
+/* Appends within `limit`; buffers of a declared length are allocated once. */
+static bool buf_append(byte_buf *b, const char *data, size_t len, size_t limit, size_t hint)
 {
     if (b->len + len > limit)
         return false;
     if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 65536;
+        size_t cap = b->cap ? b->cap * 2 : (hint > b->len + len ? hint : 65536);
         while (cap < b->len + len)
             cap *= 2;
         if (cap > limit)
@@ -234,7 +376,7 @@ static enum MHD_Result on_post_part(void *cls, enum MHD_ValueKind kind, const ch
         }
         r->n_parts++;
     }
-    if (size && !buf_append(&r->parts[r->n_parts - 1], data, size, r->srv->cfg.max_body_bytes)) {
+    if (size && !buf_append(&r->parts[r->n_parts - 1], data, size, r->srv->cfg.max_body_bytes, 0)) {
         r->body_too_large = true;
         return MHD_NO;
     }
@@ -251,57 +393,96 @@ static void media_type(struct MHD_Connection *c, char *out, size_t n)
     out[i] = 0;
 }
 
+typedef struct {
+    int content_lengths;
+    bool chunked;
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind, (void)value;
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->content_lengths++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        f->chunked = true;
+    return MHD_YES;
+}
+
 /* Checks that can answer before the body is read. */
 static enum MHD_Result start_post(request *r)
 {
     server *s = r->srv;
+    served_model *m = r->model;
+    if (atomic_load(&s->stopping))
+        return http_respond_busy(r, "shutting_down", "shutting down");
+    if (atomic_load(&m->state) != MODEL_READY)
+        return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model '%s' is %s%s%s",
+                                  m->name, model_state_name(atomic_load(&m->state)),
+                                  m->error[0] ? ": " : "", m->error);
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = 0;
     if (cl) {
         char *end;
         errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || *end || n > s->cfg.max_body_bytes)
+        declared = strtoull(cl, &end, 10);
+        if (errno || *end || declared > s->cfg.max_body_bytes)
             return http_respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                                       "the body is larger than the limit of %zu bytes",
                                       s->cfg.max_body_bytes);
     }
+    /* nothing is read that the queue could not take or memory could not hold */
+    if (batcher_room(m->batcher) < 1)
+        return http_respond_busy(r, "queue_full",
+                                 "the queue of model '%s' is full (%d items); retry later",
+                                 m->name, m->cfg.max_queue_size);
+    if (cl && !body_budget_take(&s->bodies, (size_t)declared))
+        return http_respond_busy(r, "memory_budget",
+                                 "request bodies in memory are at the server's limit of %zu "
+                                 "bytes; retry later",
+                                 s->bodies.limit);
+    r->budget_held = (size_t)declared;
+    batcher_arriving(m->batcher, +1);
+    r->arriving = true;
+
     char type[128];
     media_type(r->conn, type, sizeof type);
     if (r->route == ROUTE_CLASSIFY) {
         if (strcmp(type, "multipart/form-data") == 0) {
             r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, on_post_part, r);
             if (!r->pp)
-                return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                          "multipart/form-data without a boundary");
+                return defer(r, MHD_HTTP_BAD_REQUEST, "multipart/form-data without a boundary");
         } else if (type[0] && strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0 &&
                    strcmp(type, "application/octet-stream") != 0) {
-            return http_respond_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                      "unsupported content type '%s': send image/jpeg, image/png, "
-                                      "application/octet-stream or multipart/form-data",
-                                      type);
+            return defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                         "unsupported content type '%s': send image/jpeg, image/png, "
+                         "application/octet-stream or multipart/form-data",
+                         type);
         }
-        if (!r->model->image_input)
-            return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                      "model '%s' does not take images; use "
-                                      "/v2/models/%s/infer",
-                                      r->model->name, r->model->name);
+        if (!m->image_input)
+            return defer(r, MHD_HTTP_BAD_REQUEST,
+                         "model '%s' does not take images; use /v2/models/%s/infer", m->name,
+                         m->name);
         const char *k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
         r->top_k = 5;
         if (k) {
             char *end;
             long v = strtol(k, &end, 10);
             if (!*k || *end || v < 1 || v > 1000000)
-                return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
-                                          "top_k must be a positive integer");
+                return defer(r, MHD_HTTP_BAD_REQUEST, "top_k must be a positive integer");
             r->top_k = (int)v;
         }
-    } else if (type[0] && strcmp(type, "application/json") != 0) {
-        return http_respond_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                  "unsupported content type '%s': send application/json", type);
+    } else {
+        if (type[0] && strcmp(type, "application/json") != 0)
+            return defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                         "unsupported content type '%s': send application/json", type);
+        if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                        "Inference-Header-Content-Length"))
+            return defer(r, MHD_HTTP_BAD_REQUEST,
+                         "the binary tensor data extension is not supported: send JSON");
     }
-    batcher_arriving(r->model->batcher, +1);
-    r->arriving = true;
     return MHD_YES;
 }
 
@@ -309,30 +490,37 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
 {
     server *s = r->srv;
     char name[80];
+    conn_guard_body_started(r->conn);
     r->route = route_of(url, name, sizeof name);
     r->endpoint = endpoint_label(r->route);
+    framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    /* where the body ends must be beyond doubt: no second guess for the next request */
+    if (f.content_lengths > 1 || (f.content_lengths && f.chunked))
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                  "%s: the request's length is ambiguous",
+                                  f.chunked ? "Content-Length with Transfer-Encoding"
+                                            : "more than one Content-Length");
+    if (r->too_many_args)
+        return defer(r, MHD_HTTP_BAD_REQUEST, "more than %d query parameters", MAX_QUERY_ARGS);
     if (r->route == ROUTE_NONE)
-        return http_respond_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+        return defer(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
     bool post = is_post_route(r->route);
     bool head = strcmp(method, "HEAD") == 0;
     if (post ? strcmp(method, "POST") != 0 : (strcmp(method, "GET") != 0 && !head))
-        return http_respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
-                                  method, url);
+        return defer(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
     if (name[0]) {
         served_model *m = model_name_valid(name) ? model_repo_find(&s->repo, name) : NULL;
         if (!m)
-            return http_respond_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%.64s'", name);
+            return defer(r, MHD_HTTP_NOT_FOUND, "unknown model '%.64s'", name);
         r->model = m;
-        if (post && atomic_load(&m->state) != MODEL_READY)
-            return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model '%s' is %s%s%s",
-                                      m->name, model_state_name(atomic_load(&m->state)),
-                                      m->error[0] ? ": " : "", m->error);
+        r->due_ns = r->t0_ns + m->cfg.timeout_ms * 1000000;
     }
-    if (post) {
-        if (atomic_load(&s->stopping))
-            return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
-        return start_post(r);
-    }
+    return post ? start_post(r) : MHD_YES;
+}
+
+static enum MHD_Result answer_get(request *r)
+{
     switch (r->route) {
     case ROUTE_METRICS: return api_metrics(r);
     case ROUTE_V1_MODELS: return api_v1_models(r);
@@ -345,8 +533,94 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
         return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "alive"));
     case ROUTE_V2_READY: return api_v2_ready(r, true);
     case ROUTE_READYZ: return api_v2_ready(r, false);
-    default: return http_respond_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+    default: return http_respond_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
     }
+}
+
+static enum MHD_Result take_body(request *r, const char *data, size_t n)
+{
+    server *s = r->srv;
+    r->body_total += n;
+    if (r->deferred_status || !is_post_route(r->route))
+        return r->body_total > 4 * s->cfg.max_body_bytes ? MHD_NO : MHD_YES; /* discarded */
+    if (r->body_total > s->cfg.max_body_bytes) {
+        /* MHD can only answer once the body is in: discard it (up to a
+         * few times the limit, then drop the connection) and answer 413 */
+        r->body_too_large = true;
+        give_back_body(r);
+        return r->body_total > 4 * s->cfg.max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    if (r->body_too_large)
+        return MHD_YES;
+    /* no declared length (chunked): memory is taken as the bytes come */
+    while (r->body_total > r->budget_held) {
+        if (!body_budget_take(&s->bodies, BUDGET_STEP)) {
+            r->failed_reason = "memory_budget";
+            return defer(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "request bodies in memory are at the server's limit of %zu bytes; "
+                         "retry later",
+                         s->bodies.limit);
+        }
+        r->budget_held += BUDGET_STEP;
+    }
+    if (r->pp) {
+        if (MHD_post_process(r->pp, data, n) != MHD_YES)
+            r->bad_multipart = true;
+    } else if (!buf_append(&r->body, data, n, s->cfg.max_body_bytes, r->budget_held)) {
+        r->body_too_large = true;
+    }
+    return MHD_YES;
+}
+
+/* The body is in: answer what was decided, or admit the request. */
+static enum MHD_Result last_call(request *r)
+{
+    conn_guard_body_done(r->conn);
+    if (r->deferred_status) {
+        if (r->deferred_status == MHD_HTTP_SERVICE_UNAVAILABLE)
+            return respond_busy(r, r->failed_reason ? r->failed_reason : "busy",
+                                r->deferred_error);
+        return respond_message(r, r->deferred_status, r->deferred_error);
+    }
+    if (!is_post_route(r->route))
+        return answer_get(r);
+    if (r->body_too_large)
+        return http_respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "the body is larger than the limit of %zu bytes",
+                                  r->srv->cfg.max_body_bytes);
+    if (r->too_many_parts)
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "more than %d files in one request",
+                                  MAX_IMAGES_PER_REQUEST);
+    if (r->bad_multipart)
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "malformed multipart body");
+    return r->route == ROUTE_CLASSIFY ? api_classify_admit(r) : api_v2_infer_admit(r);
+}
+
+/* Resumed: the decode pool failed it, or the batcher is done with it. */
+static enum MHD_Result finish(request *r)
+{
+    const server_metrics *m = server_metrics_get();
+    if (r->failed_status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        return respond_busy(r, r->failed_reason ? r->failed_reason : "busy", r->failed_error);
+    if (r->failed_status == MHD_HTTP_GATEWAY_TIMEOUT)
+        metric_add(m->timeouts, 1, r->model->name);
+    if (r->failed_status)
+        return respond_message(r, r->failed_status, r->failed_error);
+    if (r->job.status == JOB_SHUTDOWN)
+        return respond_busy(r, "shutting_down", r->job.error);
+    if (r->job.status == JOB_TIMEOUT) {
+        metric_add(m->timeouts, 1, r->model->name);
+        return http_respond_error(r, MHD_HTTP_GATEWAY_TIMEOUT, "no answer within %lld ms (%s)",
+                                  (long long)r->model->cfg.timeout_ms, r->job.error);
+    }
+    if (r->job.status == JOB_FAILED) {
+        metric_add(m->inference_failures, 1, r->model->name);
+        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "inference failed: %s",
+                                  r->job.error);
+    }
+    metric_observe(m->queue_seconds, r->job.queue_ms / 1e3, r->model->name);
+    metric_observe(m->inference_seconds, r->job.inference_ms / 1e3, r->model->name);
+    return r->route == ROUTE_CLASSIFY ? api_classify_finish(r) : api_v2_infer_finish(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -355,72 +629,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)version;
     request *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
+    if (!r) { /* on_uri could not allocate: one more try */
+        if (!(r = on_uri(cls, "", conn)))
             return MHD_NO;
-        r->srv = cls;
-        r->conn = conn;
-        r->t0_ns = http_now_ns();
         *con_cls = r;
+    }
+    if (!r->started) {
+        r->started = true;
         return first_call(r, url, method);
     }
-    if (r->state == REQ_ANSWERED) { /* refused early: discard what the client still sends */
+    if (r->state == REQ_ANSWERED) { /* answered early: discard what the client still sends */
         *upload_size = 0;
         return MHD_YES;
     }
     if (r->state == REQ_READING && *upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        r->body_total += n;
-        if (r->body_total > r->srv->cfg.max_body_bytes) {
-            /* MHD can only answer once the body is in: discard it (up to a
-             * few times the limit, then drop the connection) and answer 413 */
-            r->body_too_large = true;
-            return r->body_total > 4 * r->srv->cfg.max_body_bytes ? MHD_NO : MHD_YES;
-        }
-        if (r->pp) {
-            if (MHD_post_process(r->pp, upload_data, n) != MHD_YES)
-                r->bad_multipart = true;
-        } else if (!buf_append(&r->body, upload_data, n, r->srv->cfg.max_body_bytes)) {
-            r->body_too_large = true;
-        }
-        return MHD_YES;
+        return take_body(r, upload_data, n);
     }
-    if (r->state == REQ_READING && r->body_too_large)
-        return http_respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "the body is larger than the limit of %zu bytes",
-                                  r->srv->cfg.max_body_bytes);
-    if (r->state == REQ_READING && r->too_many_parts)
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "more than %d files in one request",
-                                  MAX_IMAGES_PER_REQUEST);
-    if (r->state == REQ_READING && r->bad_multipart)
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "malformed multipart body");
     if (r->state == REQ_READING)
-        return r->route == ROUTE_CLASSIFY ? api_classify_start(r) : api_v2_infer_start(r);
-    if (r->state == REQ_RESUMED) {
-        if (r->job.status == JOB_SHUTDOWN)
-            return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", r->job.error);
-        if (r->job.status == JOB_TIMEOUT) {
-            metric_add(server_metrics_get()->timeouts, 1, r->model->name);
-            return http_respond_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
-                                      "no answer within %lld ms (%s)",
-                                      (long long)r->model->cfg.timeout_ms, r->job.error);
-        }
-        if (r->job.status == JOB_FAILED) {
-            metric_add(server_metrics_get()->inference_failures, 1, r->model->name);
-            return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "inference failed: %s",
-                                      r->job.error);
-        }
-        const server_metrics *m = server_metrics_get();
-        metric_observe(m->queue_seconds, r->job.queue_ms / 1e3, r->model->name);
-        metric_observe(m->inference_seconds, r->job.inference_ms / 1e3, r->model->name);
-        return r->route == ROUTE_CLASSIFY ? api_classify_finish(r) : api_v2_infer_finish(r);
-    }
+        return last_call(r);
+    if (r->state == REQ_RESUMED)
+        return finish(r);
     return MHD_YES; /* suspended: MHD does not call us then */
 }
 
-/* --- jobs --- */
+/* --- the decode pool and the batcher --- */
 
 int request_alloc_job(request *r, int n_items, bool u8)
 {
@@ -458,64 +692,141 @@ int request_alloc_job(request *r, int n_items, bool u8)
     return 0;
 }
 
-static void on_job_done(batch_job *job)
+static void vfail(request *r, unsigned status, const char *reason, const char *fmt, va_list ap)
 {
-    request *r = job->user;
+    vsnprintf(r->failed_error, sizeof r->failed_error, fmt, ap);
+    r->failed_status = status;
+    r->failed_reason = reason;
+}
+
+int http_fail(request *r, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(r, status, NULL, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int http_fail_busy(request *r, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(r, MHD_HTTP_SERVICE_UNAVAILABLE, reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void resume(request *r)
+{
     r->state = REQ_RESUMED;
     MHD_resume_connection(r->conn);
 }
 
-enum MHD_Result http_submit(request *r)
+static void on_job_done(batch_job *job)
 {
-    server *s = r->srv;
+    resume(job->user);
+}
+
+int http_submit_job(request *r)
+{
+    served_model *m = r->model;
     r->job.on_done = on_job_done;
     r->job.user = r;
-    r->state = REQ_SUSPENDED;
+    r->job.due_ns = r->due_ns;
+    r->job.reserved = r->reserved_items == r->job.n_items;
+    if (r->job.reserved)
+        r->reserved_items = 0; /* the batcher uses it or gives it back */
+    bool arriving = r->arriving;
+    r->arriving = false;
+    r->state = REQ_QUEUED; /* before: on_done may run before batcher_submit returns */
+    batcher_result br = atomic_load(&r->srv->stopping) && !r->job.reserved
+                            ? BATCHER_STOPPED
+                            : batcher_submit(m->batcher, &r->job);
+    if (arriving)
+        batcher_arriving(m->batcher, -1);
+    if (br == BATCHER_OK)
+        return 0;
+    r->state = REQ_PREPARING;
+    if (br == BATCHER_FULL)
+        return http_fail_busy(r, "queue_full",
+                              "the queue of model '%s' is full (%d items); retry later", m->name,
+                              m->cfg.max_queue_size);
+    if (br == BATCHER_STOPPED)
+        return http_fail_busy(r, "shutting_down", "shutting down");
+    return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "the job could not be queued");
+}
+
+static void prepare_task(void *arg)
+{
+    request *r = arg;
+    if (r->due_ns && http_now_ns() > r->due_ns)
+        http_fail(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                  "no answer within %lld ms (timed out waiting for a decoder)",
+                  (long long)r->model->cfg.timeout_ms);
+    else if (r->prepare(r) == 0)
+        return; /* with the batcher now: its callback resumes the connection */
+    resume(r);
+}
+
+static void cancel_task(void *arg)
+{
+    request *r = arg;
+    http_fail_busy(r, "shutting_down", "shutting down");
+    resume(r);
+}
+
+enum MHD_Result http_prepare(request *r, int (*prepare)(request *r))
+{
+    server *s = r->srv;
+    r->prepare = prepare;
+    r->state = REQ_PREPARING;
+    r->inflight = true;
     atomic_fetch_add(&s->inflight, 1);
-    /* suspend first: the job may finish before this function returns */
+    /* suspend first: the pool may finish before this function returns */
     MHD_suspend_connection(r->conn);
-    batcher_result br = atomic_load(&s->stopping) ? BATCHER_STOPPED
-                                                  : batcher_submit(r->model->batcher, &r->job);
-    if (r->arriving) {
-        batcher_arriving(r->model->batcher, -1);
-        r->arriving = false;
-    }
-    if (br != BATCHER_OK) {
-        r->job.status = JOB_SHUTDOWN;
-        if (br == BATCHER_FULL) {
-            metric_add(server_metrics_get()->rejected, 1, r->model->name, "queue_full");
-            snprintf(r->job.error, sizeof r->job.error,
-                     "the queue of model '%s' is full (%d items); retry later", r->model->name,
-                     r->model->cfg.max_queue_size);
-        } else {
-            snprintf(r->job.error, sizeof r->job.error, "shutting down");
-        }
-        r->state = REQ_RESUMED;
-        MHD_resume_connection(r->conn);
+    if (!work_pool_submit(s->pool, (work_task){prepare_task, cancel_task, r})) {
+        if (atomic_load(&s->stopping))
+            http_fail_busy(r, "shutting_down", "shutting down");
+        else
+            http_fail_busy(r, "decode_queue_full",
+                           "every decoder is busy and %d requests wait for one; retry later",
+                           s->cfg.decode_queue_size);
+        resume(r);
     }
     return MHD_YES;
 }
 
+/* --- connections --- */
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)cls;
     request *r = *con_cls;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        conn_guard_answered(conn); /* a kept-alive connection waits for its next head */
     if (!r)
         return;
-    if (r->arriving)
-        batcher_arriving(r->model->batcher, -1);
+    *con_cls = NULL;
+    if (r->state == REQ_PREPARING || r->state == REQ_QUEUED) {
+        /* still referenced by the pool or the batcher: libmicrohttpd only
+         * does this when stopped with suspended connections, which
+         * http_stop avoids; keeping the record is the safe failure */
+        log_msg(LOG_ERROR, "a request completed while suspended (%s)",
+                r->endpoint ? r->endpoint : "?");
+        return;
+    }
+    if (r->state == REQ_RESUMED && r->model) /* its client left before the answer */
+        metric_add(server_metrics_get()->abandoned, 1, r->model->name, r->endpoint);
+    release(r);
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
-    free(r->body.data);
-    for (int i = 0; i < r->n_parts; i++)
-        free(r->parts[i].data);
     free(r->input_mem);
     free(r->output_mem);
     json_decref(r->v2_outputs);
     json_decref(r->v2_id);
     free(r);
-    *con_cls = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -526,7 +837,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = 0;
-    log_msg(LOG_WARN, "http: %s", msg);
+    log_msg(LOG_DEBUG, "http: %s", msg);
 }
 
 static int open_listener(server *s, char *err, size_t errlen)
@@ -544,7 +855,8 @@ static int open_listener(server *s, char *err, size_t errlen)
     int fd = -1;
     char last[256] = "no address";
     for (struct addrinfo *a = res; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        /* non-blocking: every pool thread polls it, and only one wins each accept */
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
         if (fd < 0) {
             snprintf(last, sizeof last, "%s", strerror(errno));
             continue;
@@ -571,41 +883,107 @@ static int open_listener(server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Connections need descriptors: the soft limit is raised toward the hard
+ * one, and the connection limit kept below what remains. */
+static unsigned connection_limit(const server *s)
+{
+    struct rlimit rl;
+    unsigned want = (unsigned)s->cfg.max_connections;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    rlim_t need = (rlim_t)want + 256;
+    if (rl.rlim_cur < need && rl.rlim_cur != RLIM_INFINITY) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        unsigned fit = rl.rlim_cur > 512 ? (unsigned)(rl.rlim_cur - 256) : 256;
+        log_msg(LOG_WARN, "only %llu file descriptors: at most %u connections, not %u",
+                (unsigned long long)rl.rlim_cur, fit, want);
+        return fit;
+    }
+    return want;
+}
+
+static bool bodies_held(void *user)
+{
+    return body_budget_used(&((server *)user)->bodies) > 0;
+}
+
 int http_start(server *s, char *err, size_t errlen)
 {
-    if (open_listener(s, err, errlen))
-        return -1;
+    body_budget_init(&s->bodies, s->cfg.max_buffered_bytes);
+    /* Large buffers (bodies, decoded images, tensors) come from mmap and go
+     * back to the system when freed; a fixed threshold keeps glibc from
+     * raising it after the first big free and keeping them on its heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int decoders = s->cfg.decode_threads ? s->cfg.decode_threads : (int)(cores > 0 ? cores : 1);
+    s->pool = work_pool_create(decoders, s->cfg.decode_queue_size);
+    conn_guard_config gc = {.head_timeout_ms = s->cfg.head_timeout_ms,
+                            .body_timeout_ms = s->cfg.body_timeout_ms,
+                            .busy = bodies_held, .user = s};
+    s->guard = conn_guard_create(&gc);
+    if (!s->pool || !s->guard || open_listener(s, err, errlen)) {
+        if (!s->pool || !s->guard)
+            snprintf(err, errlen, "cannot start the decode pool or the connection guard");
+        work_pool_free(s->pool);
+        conn_guard_free(s->guard);
+        s->pool = NULL;
+        s->guard = NULL;
+        return -1;
+    }
     unsigned threads = (unsigned)(s->cfg.http_threads ? s->cfg.http_threads
                                                       : (cores > 2 ? cores : 2));
     s->daemon = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
         s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit(s), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)s->cfg.max_connections_per_ip, MHD_OPTION_END);
     if (!s->daemon) {
         close(s->listen_fd);
+        work_pool_free(s->pool);
+        conn_guard_free(s->guard);
+        s->pool = NULL;
+        s->guard = NULL;
         snprintf(err, errlen, "libmicrohttpd failed to start on %s", s->cfg.listen);
         return -1;
     }
     return 0;
 }
 
-void http_stop(server *s)
+bool http_stop(server *s, int64_t wait_ms)
 {
     if (!s->daemon)
-        return;
+        return true;
     int fd = MHD_quiesce_daemon(s->daemon);
     if (fd >= 0)
         close(fd);
-    /* Requests already queued still get their answer: each is bounded by
-     * its model's timeout_ms, after which the batcher answers 504. */
+    /* Requests waiting for a decoder are answered 503 now; those decoding
+     * finish. Queued ones still get their answer: each is bounded by its
+     * model's timeout_ms, after which the batcher answers 504. */
+    work_pool_stop(s->pool);
+    int64_t deadline = http_now_ns() + wait_ms * 1000000;
     for (int i = 1; atomic_load(&s->inflight) > 0; i++) {
+        if (http_now_ns() > deadline) {
+            log_msg(LOG_ERROR, "%d requests still unanswered after %lld ms: exiting without them",
+                    atomic_load(&s->inflight), (long long)wait_ms);
+            return false; /* their connections are suspended: libmicrohttpd cannot stop */
+        }
         nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
-        if (i % 500 == 0)
+        if (i % 100 == 0)
             log_msg(LOG_INFO, "waiting for %d requests to finish", atomic_load(&s->inflight));
     }
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    work_pool_free(s->pool);
+    s->pool = NULL;
+    conn_guard_free(s->guard);
+    s->guard = NULL;
+    return true;
 }

@@ -1,12 +1,17 @@
 /* model.json parsing and validation; the contract is in model_config.h. */
 #include "model_config.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../engine/file_read.h"
+
+/* model.json is a page of settings: anything larger is not one */
+#define MODEL_CONFIG_MAX_BYTES (1u << 20)
 
 void model_config_defaults(model_config *c)
 {
@@ -14,7 +19,7 @@ void model_config_defaults(model_config *c)
     c->pre.color = PREPROC_RGB;
     c->pre.resize = PREPROC_SHORTER_SIDE_CROP;
     c->pre.scale = 1.0f / 255.0f;
-    c->pre.jpeg_dct_scaling = false;
+    c->pre.jpeg_dct_scaling = PREPROC_DCT_AUTO;
     for (int i = 0; i < 3; i++)
         c->pre.std[i] = 1.0f;
     c->softmax = true;
@@ -107,9 +112,13 @@ static int parse_input(json_t *o, model_config *c, errbuf *e)
                 return fail(e, "input.scale must be a positive number");
             c->pre.scale = (float)json_number_value(v);
         } else if (strcmp(key, "jpeg_dct_scaling") == 0) {
-            if (!json_is_boolean(v))
-                return fail(e, "input.jpeg_dct_scaling must be true or false");
-            c->pre.jpeg_dct_scaling = json_is_true(v);
+            const char *s = json_string_value(v);
+            if (json_is_boolean(v))
+                c->pre.jpeg_dct_scaling = json_is_true(v) ? PREPROC_DCT_ON : PREPROC_DCT_OFF;
+            else if (s && strcmp(s, "auto") == 0)
+                c->pre.jpeg_dct_scaling = PREPROC_DCT_AUTO;
+            else
+                return fail(e, "input.jpeg_dct_scaling must be true, false or \"auto\"");
         } else if (strcmp(key, "mean") == 0) {
             if (float_values(v, key, c->pre.mean, false, e))
                 return -1;
@@ -171,13 +180,17 @@ static int parse_batching(json_t *o, model_config *c, errbuf *e)
 int model_config_load(const char *path, model_config *c, bool *found, char *err, size_t errlen)
 {
     errbuf e = {err, errlen};
-    FILE *f = fopen(path, "rb");
-    *found = f != NULL;
-    if (!f)
-        return errno == ENOENT ? 0 : fail(&e, "%s: %s", path, strerror(errno));
+    char *text;
+    size_t len;
+    bool missing;
+    engine_error fe;
+    *found = false;
+    if (file_read_regular(path, MODEL_CONFIG_MAX_BYTES, &text, &len, &missing, &fe))
+        return missing ? 0 : fail(&e, "%s", fe.message);
+    *found = true;
     json_error_t jerr;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-    fclose(f);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!root) {
         snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
         return -1;

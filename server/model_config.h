@@ -3,7 +3,7 @@
  *   {"input":  {"width": 224, "height": 224, "color": "rgb" | "bgr" | "gray",
  *               "resize": "shorter_side_crop" | "stretch", "resize_shorter_side": 256,
  *               "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406],
- *               "std": [0.229, 0.224, 0.225], "jpeg_dct_scaling": false},
+ *               "std": [0.229, 0.224, 0.225], "jpeg_dct_scaling": "auto"},
  *    "output": {"softmax": true},
  *    "batching": {"max_batch_size": 16, "max_queue_delay_us": 2000,
  *                 "max_queue_size": 256, "timeout_ms": 10000}}
@@ -12,13 +12,17 @@
  * fixed; otherwise required), color "rgb", resize "shorter_side_crop" with
  * the shorter side at 8/7 of the crop (256 for 224), scale 1/255, mean 0,
  * std 1 (a single number applies to every channel), softmax true, and the
- * batching values shown above. jpeg_dct_scaling (default false) lets large
- * JPEGs decode at 1/2 to 1/8 size straight from their DCT coefficients when
- * that still leaves enough pixels for the resize, as PIL's draft mode does:
+ * batching values shown above. jpeg_dct_scaling: true lets large JPEGs
+ * decode at 1/2 to 1/8 size straight from their DCT coefficients when that
+ * still leaves enough pixels for the resize, as PIL's draft mode does:
  * decoding gets two to four times cheaper, at the price of pixels that
  * differ slightly (up to half a pixel of shift) from torchvision's exact
- * pipeline, which the default reproduces. Unknown keys and out-of-range values are
- * errors naming the key.
+ * pipeline, which false reproduces. "auto" (the default) scales only images
+ * at least four times what the resize needs, so the resampler still starts
+ * from twice its output: a 7000-pixel photo for a 224-pixel model decodes at
+ * 1/8 (64 times less work and memory) while photos near the model's size
+ * decode exactly. Unknown keys and out-of-range values are errors naming
+ * the key.
  */
 #ifndef VISIOND_MODEL_CONFIG_H
 #define VISIOND_MODEL_CONFIG_H

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../engine/file_read.h"
 #include "log.h"
 
 #define MAX_MODELS 256
@@ -89,35 +90,40 @@ static int load_labels(served_model *m, char *err, size_t errlen)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/labels.txt", m->dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+    char *text;
+    size_t len;
+    bool missing;
+    engine_error fe;
+    if (file_read_regular(path, MAX_LABELS_FILE, &text, &len, &missing, &fe)) {
+        if (missing)
+            return 0;
+        snprintf(err, errlen, "%s", fe.message);
+        return -1;
+    }
     m->labels = calloc(MAX_LABELS, sizeof *m->labels);
-    char *line = malloc(MAX_LABEL_BYTES + 2);
-    size_t total = 0;
     int rc = 0;
-    if (!m->labels || !line) {
+    if (!m->labels) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    while (!rc && fgets(line, MAX_LABEL_BYTES + 2, f)) {
-        size_t len = strlen(line);
-        total += len;
-        if (len > MAX_LABEL_BYTES || total > MAX_LABELS_FILE || m->n_labels == MAX_LABELS) {
+    for (char *line = text; !rc && line < text + len;) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        size_t n = nl ? (size_t)(nl - line) : (size_t)(text + len - line);
+        if (n > MAX_LABEL_BYTES || m->n_labels == MAX_LABELS) {
             snprintf(err, errlen, "%s: too large (at most %d lines of %d bytes)", path,
                      MAX_LABELS, MAX_LABEL_BYTES);
             rc = -1;
             break;
         }
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        if (!(m->labels[m->n_labels++] = strdup(line))) {
+        while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+            n--;
+        if (!(m->labels[m->n_labels++] = strndup(line, n))) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
+        line = nl ? nl + 1 : text + len;
     }
-    fclose(f);
-    free(line);
+    free(text);
     return rc;
 }
 
@@ -135,7 +141,8 @@ static int load_model(served_model *m, const model_load_options *o, bool *noted,
                          .threads = o->threads, .conv_algo = o->conv_algo,
                          .algo_cache = o->algo_cache && o->algo_cache[0] ? o->algo_cache : NULL,
                          .workspace_limit = o->workspace_limit,
-                         .inject_faults = o->inject_faults};
+                         .inject_faults = o->inject_faults,
+                         .cancel = o->cancel};
     engine_error e = {0};
     if (engine_load(path, &eo, &m->engine, &e)) {
         snprintf(err, errlen, "%s", e.message);
@@ -192,6 +199,11 @@ void model_repo_load_all(model_repo *r, const model_load_options *o)
     for (int i = 0; i < r->n; i++) {
         served_model *m = &r->models[i];
         char err[600] = "";
+        if (o->cancel && atomic_load(o->cancel)) {
+            snprintf(m->error, sizeof m->error, "not loaded: stopping");
+            atomic_store(&m->state, MODEL_FAILED);
+            continue;
+        }
         if (load_model(m, o, &noted, err, sizeof err)) {
             snprintf(m->error, sizeof m->error, "%s", err);
             log_msg(LOG_ERROR, "model %s failed to load: %s", m->name, err);

@@ -46,11 +46,13 @@ typedef struct {
     size_t workspace_limit;
     int inject_faults;
     void (*observe_batch)(void *model, int batch_size, double inference_ms);
+    const atomic_bool *cancel; /* set: stop loading (the daemon is stopping) */
 } model_load_options;
 
 /* Lists DIR's models (state LOADING); fails only if DIR cannot be read. */
 int model_repo_scan(model_repo *r, const char *dir, char *err, size_t errlen);
-/* Loads every listed model in turn, logging each outcome. */
+/* Loads every listed model in turn, logging each outcome; once o->cancel
+ * is set, what is left is marked failed ("not loaded: stopping"). */
 void model_repo_load_all(model_repo *r, const model_load_options *o);
 served_model *model_repo_find(model_repo *r, const char *name);
 /* No model still loading, and at least one serving. */

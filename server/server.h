@@ -2,12 +2,18 @@
  * the handlers each API module provides.
  *
  * Life of a POST (see http.c): the first callback routes it and checks
- * method, model, Content-Length and Content-Type; the next ones collect
- * the body (bounded); the last decodes and preprocesses in this connection
- * thread, suspends the connection and submits a job to the model's batcher.
- * The batcher's callback resumes the connection, and the handler, called
- * once more, writes the JSON answer. Every accepted request gets exactly
- * one response, and a waiting request holds no thread.
+ * method, model, headers and the memory budget; the next ones collect the
+ * body (bounded); the last checks admission (room in the model's queue,
+ * held for it) and hands the request to the decode pool (work_pool.h),
+ * suspending the connection. A pool worker decodes and preprocesses into
+ * the job's buffers and submits the job to the model's batcher; the
+ * batcher's callback resumes the connection, and the handler, called once
+ * more, writes the JSON answer. A request the queue or the pool cannot
+ * take is answered 503 before any pixel is decoded. Every request gets
+ * exactly one answer, unless its client leaves first; a waiting request
+ * holds no thread. Answers are given once the body has been read, so
+ * kept-alive connections stay open (an answer before the body is read
+ * closes the connection, and is kept for what must not be read).
  */
 #ifndef VISIOND_SERVER_H
 #define VISIOND_SERVER_H
@@ -18,9 +24,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "body_budget.h"
 #include "config.h"
+#include "conn_guard.h"
 #include "metrics.h"
 #include "model_repo.h"
+#include "work_pool.h"
 
 #define VISIOND_VERSION "0.3.0"
 #define MAX_IMAGES_PER_REQUEST 256
@@ -29,6 +38,8 @@ typedef struct {
     metric *requests, *request_seconds, *queue_seconds, *preprocess_seconds, *inference_seconds;
     metric *batch_size, *queue_depth, *rejected, *timeouts, *model_ready, *backend_info;
     metric *build_info, *inference_failures, *fallbacks;
+    metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
+        *connections;
 } server_metrics;
 
 typedef struct server {
@@ -38,7 +49,10 @@ typedef struct server {
     int listen_fd;
     int port;           /* the bound port (cfg.port may be 0) */
     atomic_bool stopping;
-    atomic_int inflight; /* requests suspended on a batcher */
+    atomic_int inflight; /* requests suspended: decoding, queued or running */
+    work_pool *pool;     /* the decode pool */
+    conn_guard *guard;
+    body_budget bodies;
 } server;
 
 typedef enum {
@@ -62,7 +76,15 @@ typedef struct {
     size_t len, cap;
 } byte_buf;
 
-typedef enum { REQ_READING = 0, REQ_SUSPENDED, REQ_RESUMED, REQ_ANSWERED } request_state;
+typedef enum {
+    REQ_READING = 0, /* head and body arriving (connection thread) */
+    REQ_PREPARING,   /* suspended, in the decode pool */
+    REQ_QUEUED,      /* suspended, with the batcher */
+    REQ_RESUMED,     /* back on the connection thread, not answered yet */
+    REQ_ANSWERED,
+} request_state;
+
+#define MAX_QUERY_ARGS 32
 
 typedef struct request {
     server *srv;
@@ -71,8 +93,22 @@ typedef struct request {
     const char *endpoint;   /* metrics label */
     served_model *model;
     int64_t t0_ns;
+    int64_t due_ns;         /* t0 + the model's timeout_ms: 504 after it */
     request_state state;
+    bool started;           /* the access handler has seen it */
+    bool too_many_args;     /* the query had more than MAX_QUERY_ARGS parameters */
     bool arriving;          /* counted in the batcher's arrivals */
+    bool inflight;          /* counted in srv->inflight */
+    int reserved_items;     /* room held in the model's queue (batcher_reserve) */
+    size_t budget_held;     /* bytes of srv->bodies held for the body */
+    /* an answer decided before the body was read, given after it */
+    unsigned deferred_status;
+    char deferred_error[512];
+    /* a failure in the decode pool, answered once resumed */
+    unsigned failed_status;
+    const char *failed_reason; /* for 503s: visiond_rejected_total's reason */
+    char failed_error[512];
+    int (*prepare)(struct request *r); /* the decode pool's work for this request */
     /* body */
     byte_buf body;
     size_t body_total;
@@ -95,20 +131,38 @@ typedef struct request {
 } request;
 
 /* http.c: response helpers (each records the request in the metrics) */
+/* 503 with Retry-After, counted in visiond_rejected_total under `reason`. */
+enum MHD_Result http_respond_busy(request *r, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 enum MHD_Result http_respond_json(request *r, unsigned status, json_t *body);
 enum MHD_Result http_respond_error(request *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 enum MHD_Result http_respond_text(request *r, unsigned status, const char *content_type,
                                   char *text, size_t len);
-/* Suspends the connection and submits r->job; answers 503 itself when the
- * queue is full or the server is stopping. */
-enum MHD_Result http_submit(request *r);
+/* Suspends the connection and hands r to the decode pool, where
+ * prepare(r) fills and submits r->job (http_submit_job) or fails
+ * (http_fail); answers 503 itself when the pool's queue is full. */
+enum MHD_Result http_prepare(request *r, int (*prepare)(request *r));
+/* From prepare: submits r->job (its items reserved); 0, or -1 with the
+ * failure recorded. */
+int http_submit_job(request *r);
+/* From prepare: records the answer to give once resumed; returns -1. */
+int http_fail(request *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int http_fail_busy(request *r, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* From prepare: the body is no longer needed; its memory goes now. */
+void http_drop_body(request *r);
 int http_start(server *s, char *err, size_t errlen);
-void http_stop(server *s);
+/* Stops accepting, cancels what waits for a decoder, waits up to wait_ms
+ * for every request in flight to be answered, stops. false: some were
+ * not, and libmicrohttpd was left running (the process is exiting). */
+bool http_stop(server *s, int64_t wait_ms);
 int64_t http_now_ns(void);
 
 /* api_v1.c */
-enum MHD_Result api_classify_start(request *r);
+enum MHD_Result api_classify_admit(request *r);
+int api_classify_prepare(request *r);
 enum MHD_Result api_classify_finish(request *r);
 enum MHD_Result api_v1_models(request *r);
 enum MHD_Result api_v1_algorithms(request *r);
@@ -117,7 +171,8 @@ enum MHD_Result api_v2_server(request *r);
 enum MHD_Result api_v2_model(request *r);
 enum MHD_Result api_v2_model_ready(request *r);
 enum MHD_Result api_v2_ready(request *r, bool v2);
-enum MHD_Result api_v2_infer_start(request *r);
+enum MHD_Result api_v2_infer_admit(request *r);
+int api_v2_infer_prepare(request *r);
 enum MHD_Result api_v2_infer_finish(request *r);
 /* api_ops.c: the metric families live with the registry (metrics.h) */
 enum MHD_Result api_metrics(request *r);

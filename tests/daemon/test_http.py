@@ -160,7 +160,7 @@ ERROR_CASES = [
     ("POST", "/v1/models/mnist/classify", b"\x89PNG\r\n\x1a\n" + b"\0" * 100,
      {"Content-Type": "image/png"}, 400, "undecodable PNG"),
     ("POST", "/v1/models/mnist/classify", b"\xff\xd8\xff\xe0" + b"\x11" * 100,
-     {"Content-Type": "image/jpeg"}, 400, "undecodable JPEG"),
+     {"Content-Type": "image/jpeg"}, 400, "truncated JPEG"),
     ("POST", "/v1/models/mnist/classify", b"", {"Content-Type": "image/png"}, 400, "empty"),
     ("POST", "/v1/models/mnist/classify?top_k=0", b"x", {"Content-Type": "image/png"}, 400,
      "top_k"),
