@@ -12,6 +12,9 @@
 #   make CUDA=0       build without the CUDA backend even where nvcc/cuDNN exist
 #   make BUILD=dir    put every output under dir (default: build)
 #   make SAN=1        build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make CC=clang     build with clang instead of GCC
+#   make fuzz         each libFuzzer harness for FUZZ_SECONDS (default 600) on its
+#                     corpus (tests/fuzz), built with clang under ASan + UBSan
 
 BUILD ?= build
 SAN ?= 0
@@ -64,10 +67,19 @@ CUDA_ARCH ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=s
 	-gencode arch=compute_87,code=sm_87 -gencode arch=compute_90,code=[sm_90,compute_90]
 endif
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function -Wno-format-truncation
+# GCC and clang both build visiond; each gets only the flags it knows.
+CC_IS_CLANG := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -1)),1,)
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-function \
+	$(if $(CC_IS_CLANG),,-Wno-format-truncation)
 OPT := -O2 -g
 ifeq ($(SAN),1)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+endif
+# libFuzzer builds (clang): the same sanitizers, plus coverage for the fuzzer
+ifeq ($(SAN),fuzz)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
 endif
 
@@ -90,7 +102,7 @@ endif
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test arm-check \
-	gpu-test build-matrix-test sanitizer-test
+	gpu-test build-matrix-test sanitizer-test fuzz fuzz-test fuzz-harnesses
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a
 
@@ -121,7 +133,7 @@ $(BUILD)/obj/cpu_fallback/%.o $(BUILD)/obj/engine/preproc.o: KERNEL_OPT := -O3
 # 12's partial-redundancy elimination hoists loads across the unrolled loop
 # and then spills the sums (100 stack accesses per 384 FMAs in the 4x6 tile,
 # against 8 without), so those two passes are off for that file.
-$(BUILD)/obj/cpu_fallback/cpu_nchwc_tile.o: KERNEL_OPT := -O3 -fno-tree-pre -fno-gcse
+$(BUILD)/obj/cpu_fallback/cpu_nchwc_tile.o: KERNEL_OPT := -O3 $(if $(CC_IS_CLANG),,-fno-tree-pre -fno-gcse)
 endif
 
 $(BUILD)/obj/cuda/%.o: cuda/%.cu cuda/kernels.h $(CONFIG_STAMP)
@@ -204,7 +216,8 @@ sanitizer-test:
 # environment cleared of OPENBLAS_*, OMP_*, GOMP_* and VISIOND_* (the host's
 # settings must not decide what a test sees; a test that needs one sets it).
 # The summary names each suite's result and time; make test fails if any did.
-TEST_SUITES := unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test
+TEST_SUITES := unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test \
+	fuzz-test
 test: all
 	@scripts/clean_env.sh --keep VISIOND_BUILD true
 	@failed=""; summary=""; \
@@ -217,6 +230,32 @@ test: all
 	printf '\n== make test: every suite\n%b' "$$summary"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: all $(words $(TEST_SUITES)) suites passed"
+
+# --- fuzzing: clang's libFuzzer, every harness under ASan + UBSan ---------
+# Harnesses in tests/fuzz (the ONNX loader, image decoding, the HTTP request
+# path in process, the .npy reader), seeds in tests/fuzz/corpus/<name>; what
+# a run finds goes to $(FUZZ_BUILD)/corpus/<name>, crashes to
+# $(FUZZ_BUILD)/artifacts. make test runs each for FUZZ_TEST_SECONDS.
+FUZZERS := onnx image npy http
+FUZZ_BUILD := $(BUILD)-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TEST_SECONDS ?= 20
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libvisiond_engine.a \
+		$(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iserver -fsanitize=fuzzer -o $@ $< \
+		$(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ)) $(BUILD)/libvisiond_engine.a \
+		$(LDFLAGS_ALL) $(LIBS)
+
+fuzz-harnesses: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz:
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=fuzz CUDA=0 DEPS=0 fuzz-harnesses
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
+fuzz-test:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 run: all
 	$(BUILD)/visiond serve --config config/visiond.json

@@ -66,6 +66,12 @@ int api_classify_prepare(request *r)
         return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     image_decode_hint hint = preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
+        if (i > 0 && http_now_ns() > r->due_ns) { /* many costly images: the request's time is up */
+            free(hwc);
+            return http_fail(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                             "no answer within %lld ms (decoding %d images took longer)",
+                             (long long)m->cfg.timeout_ms, n);
+        }
         const byte_buf *b = multipart ? &r->parts[i] : &r->body;
         image_u8 img;
         engine_error e = {0};

@@ -69,6 +69,7 @@ typedef struct {
     int64_t head_timeout_ms;     /* a request head within this of the connection or last answer */
     int64_t body_timeout_ms;     /* a body within this of its head */
     int idle_timeout_s;          /* libmicrohttpd's own: no byte for this long */
+    int guard_check_ms;          /* how often connections are checked (not in visiond.json) */
 } server_config;
 
 void server_config_defaults(server_config *c);

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK_EVERY_MS 100
+#define CHECK_EVERY_MS_DEFAULT 100
 #define TRIM_AFTER_QUIET_MS 1000
 
 typedef enum { PHASE_HEAD = 0, PHASE_BODY, PHASE_BUSY } conn_phase;
@@ -105,8 +105,8 @@ static void check(conn_guard *g, struct pollfd **fds, int *cap)
                 g->body_timeouts++;
             shut(c);
         } else if (departed(&(*fds)[i]) && ++c->departed_checks >= 2) {
-            /* seen twice, CHECK_EVERY_MS apart: libmicrohttpd had time to
-             * take a complete request it had already buffered */
+            /* seen twice, a check apart: libmicrohttpd had time to take a
+             * complete request it had already buffered */
             g->peer_closed++;
             shut(c);
         }
@@ -132,7 +132,7 @@ static void *guard_main(void *arg)
             malloc_trim(0); /* hand the freed pages of a burst back to the system */
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += CHECK_EVERY_MS * 1000000L;
+        ts.tv_nsec += g->cfg.check_every_ms * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -152,6 +152,8 @@ conn_guard *conn_guard_create(const conn_guard_config *cfg)
     if (!g)
         return NULL;
     g->cfg = *cfg;
+    if (g->cfg.check_every_ms <= 0 || g->cfg.check_every_ms > 1000)
+        g->cfg.check_every_ms = CHECK_EVERY_MS_DEFAULT;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -34,6 +34,7 @@ typedef struct conn_guard conn_guard;
 typedef struct {
     int64_t head_timeout_ms;
     int64_t body_timeout_ms;
+    int check_every_ms;  /* 0: 100 */
     /* true while buffered request memory is in use: no trim then */
     bool (*busy)(void *user);
     void *user;

@@ -923,6 +923,7 @@ int http_start(server *s, char *err, size_t errlen)
     s->pool = work_pool_create(decoders, s->cfg.decode_queue_size);
     conn_guard_config gc = {.head_timeout_ms = s->cfg.head_timeout_ms,
                             .body_timeout_ms = s->cfg.body_timeout_ms,
+                            .check_every_ms = s->cfg.guard_check_ms,
                             .busy = bodies_held, .user = s};
     s->guard = conn_guard_create(&gc);
     if (!s->pool || !s->guard || open_listener(s, err, errlen)) {
