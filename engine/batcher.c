@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 typedef struct {
     batch_job *job;
     int index;
@@ -48,13 +50,6 @@ struct batcher {
     pthread_t dispatcher, runner;
     bool threads_started;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Waits on cond until the monotonic time `until_ns` (or forever if < 0).
  * The conditions use CLOCK_MONOTONIC (see batcher_create). */
@@ -115,7 +110,7 @@ static void *dispatcher_main(void *arg)
     int64_t delay_ns = b->cfg.max_queue_delay_us * 1000;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        int64_t now = now_ns();
+        int64_t now = clock_monotonic_ns();
         while (b->count > 0 && b->ring[b->head].job->deadline_ns <= now && done.n < 64)
             drop_head_job(b, JOB_TIMEOUT, &done);
         if (done.n) {
@@ -193,11 +188,11 @@ static void *runner_main(void *arg)
                 memset(dst + (size_t)n * per, 0, (size_t)(run_n - n) * per);
         }
         engine_error err = {0};
-        int64_t t0 = now_ns();
+        int64_t t0 = clock_monotonic_ns();
         engine_status st =
             u8 ? engine_run_u8(b->e, run_n, b->batch_in[0], &b->u8, b->batch_out, &err)
                : engine_run(b->e, run_n, (const float *const *)b->batch_in, b->batch_out, &err);
-        int64_t t1 = now_ns();
+        int64_t t1 = clock_monotonic_ns();
         double ms = (double)(t1 - t0) / 1e6;
         if (!st)
             for (int k = 0; k < b->n_out; k++) {
@@ -402,7 +397,7 @@ batcher_result batcher_submit(batcher *b, batch_job *job)
     else if (job->n_items > b->cap - b->count - b->reserved)
         r = BATCHER_FULL;
     if (r == BATCHER_OK) {
-        job->enqueued_ns = now_ns();
+        job->enqueued_ns = clock_monotonic_ns();
         job->deadline_ns = job->due_ns > 0 ? job->due_ns
                                            : job->enqueued_ns + b->cfg.timeout_ms * 1000000;
         job->status = JOB_OK;

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/clock.h"
+
 #define CHECK_EVERY_MS_DEFAULT 100
 #define TRIM_AFTER_QUIET_MS 1000
 
@@ -43,13 +45,6 @@ struct conn_guard {
     int64_t last_activity_ns, last_trim_ns;
     pthread_t thread;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Caller holds g->mu. */
 static void enter(guarded *c, conn_phase phase, int64_t now)
@@ -93,7 +88,7 @@ static void check(conn_guard *g, struct pollfd **fds, int *cap)
     for (guarded *c = g->head; c; c = c->next)
         (*fds)[n++] = (struct pollfd){.fd = c->fd, .events = POLLRDHUP};
     poll(*fds, (nfds_t)n, 0);
-    int64_t now = now_ns();
+    int64_t now = clock_monotonic_ns();
     int i = 0;
     for (guarded *c = g->head; c; c = c->next, i++) {
         if (c->shut || c->phase == PHASE_BUSY)
@@ -121,7 +116,7 @@ static void *guard_main(void *arg)
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
         check(g, &fds, &cap);
-        int64_t now = now_ns();
+        int64_t now = clock_monotonic_ns();
         bool quiet = now - g->last_activity_ns > (int64_t)TRIM_AFTER_QUIET_MS * 1000000;
         bool trim = quiet && g->last_trim_ns < g->last_activity_ns &&
                     !(g->cfg.busy && g->cfg.busy(g->cfg.user));
@@ -160,7 +155,7 @@ conn_guard *conn_guard_create(const conn_guard_config *cfg)
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->wake, &ca);
     pthread_condattr_destroy(&ca);
-    g->last_activity_ns = now_ns();
+    g->last_activity_ns = clock_monotonic_ns();
     if (pthread_create(&g->thread, NULL, guard_main, g) != 0) {
         pthread_mutex_destroy(&g->mu);
         pthread_cond_destroy(&g->wake);
@@ -203,7 +198,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         c->guard = g;
         c->fd = ci->connect_fd;
         pthread_mutex_lock(&g->mu);
-        enter(c, PHASE_HEAD, now_ns());
+        enter(c, PHASE_HEAD, clock_monotonic_ns());
         c->next = g->head;
         if (g->head)
             g->head->prev = c;
@@ -223,7 +218,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_con
     if (c->next)
         c->next->prev = c->prev;
     g->open--;
-    g->last_activity_ns = now_ns();
+    g->last_activity_ns = clock_monotonic_ns();
     pthread_mutex_unlock(&g->mu);
     free(c);
     *socket_context = NULL;
@@ -237,7 +232,7 @@ static void set_phase(struct MHD_Connection *conn, conn_phase phase)
     if (!c)
         return;
     pthread_mutex_lock(&c->guard->mu);
-    enter(c, phase, now_ns());
+    enter(c, phase, clock_monotonic_ns());
     pthread_mutex_unlock(&c->guard->mu);
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/clock.h"
 #include "log.h"
 #include "server.h"
 
@@ -28,9 +29,7 @@
 
 int64_t http_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_monotonic_ns();
 }
 
 json_t *json_float(double v)

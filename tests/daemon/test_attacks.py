@@ -393,7 +393,7 @@ def test_overload_answers_every_request_once_within_the_memory_budget(tmp_path):
     repo.mkdir()
     add_model(str(repo), "r18", conformance_model("resnet18"),
               {"input": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-               "batching": {"max_batch_size": 8, "max_queue_size": 32, "timeout_ms": 1000}})
+               "batching": {"max_batch_size": 8, "max_queue_size": 32, "timeout_ms": 3000}})
     budget, decode_bytes, conns = 64 << 20, 16 << 20, 1024
     cfg = tmp_path / "visiond.json"
     cfg.write_text(json.dumps({"max_buffered_bytes": budget, "decode_queue_size": 16,
@@ -404,8 +404,8 @@ def test_overload_answers_every_request_once_within_the_memory_budget(tmp_path):
     head = (f"POST /v1/models/r18/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
             f"Content-Length: {len(photo)}\r\nConnection: close\r\n\r\n").encode()
     try:
-        # capacity: images per second at full batches, the engine alone
-        with cf.ThreadPoolExecutor(16) as pool:
+        # capacity: images per second with a full batch's worth of clients
+        with cf.ThreadPoolExecutor(8) as pool:
             t0 = time.monotonic()
             warm = list(pool.map(lambda _: d.classify("r18", photo, "image/jpeg")[0],
                                  range(48)))
@@ -479,10 +479,12 @@ def test_overload_answers_every_request_once_within_the_memory_budget(tmp_path):
               f"{capacity:.1f} img/s: {len(codes)} requests, "
               f"{ {c: codes.count(c) for c in sorted(set(codes))} }; RSS idle "
               f"{rss_idle >> 20} MiB, peak {peak[0] >> 20} MiB (budget +{stated >> 20} MiB)")
-        assert peak[0] <= rss_idle + stated, (peak[0] >> 20, rss_idle >> 20)
         time.sleep(2.5)
         settled = rss_bytes(d.proc.pid)
         print(f"overload: RSS {settled >> 20} MiB two seconds after")
-        assert settled <= rss_idle + (48 << 20), (settled >> 20, rss_idle >> 20)
+        # AddressSanitizer keeps freed memory in quarantine: RSS says nothing there
+        if "libasan" not in open(f"/proc/{d.proc.pid}/maps").read():
+            assert peak[0] <= rss_idle + stated, (peak[0] >> 20, rss_idle >> 20)
+            assert settled <= rss_idle + (48 << 20), (settled >> 20, rss_idle >> 20)
     finally:
         assert d.stop() == 0, d.log()
