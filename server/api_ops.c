@@ -2,6 +2,7 @@
  * families the daemon records into. Health and readiness answers are in
  * http.c and api_v2.c. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -68,6 +69,11 @@ void server_metrics_init(void)
                                     "complete, by reason.",
                                     "reason");
     m->connections = metric_gauge("visiond_connections", "Open client connections.", "");
+    m->memory_budget = metric_gauge("visiond_memory_budget_bytes",
+                                    "The most memory requests can hold above the loaded models, "
+                                    "by part: request bodies, decoding, queued tensors, "
+                                    "connection buffers (README, Limits).",
+                                    "part");
     metric_set(m->build_info, 1, VISIOND_VERSION);
 }
 
@@ -81,6 +87,30 @@ void server_observe_batch(void *model, int batch_size, double inference_ms)
     served_model *m = model;
     (void)inference_ms; /* per request in visiond_inference_duration_seconds */
     metric_observe(families.batch_size, batch_size, m->name);
+}
+
+/* What the limits allow requests to hold, part by part (README, Limits). */
+static void set_memory_budget(server *s)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double decoders = s->cfg.decode_threads ? s->cfg.decode_threads : (cores > 0 ? cores : 1);
+    double queued = 0;
+    for (int i = 0; i < s->repo.n; i++) {
+        served_model *m = &s->repo.models[i];
+        if (atomic_load(&m->state) != MODEL_READY)
+            continue;
+        double item = 0; /* one queued item's tensors, in and out */
+        for (int k = 0; k < engine_input_count(m->engine); k++)
+            item += (double)batcher_input_elems(m->batcher, k) * sizeof(float);
+        for (int k = 0; k < engine_output_count(m->engine); k++)
+            item += (double)batcher_output_elems(m->batcher, k) *
+                    (double)batcher_output_elem_size(m->batcher, k);
+        queued += item * m->cfg.max_queue_size;
+    }
+    metric_set(families.memory_budget, (double)s->cfg.max_buffered_bytes, "request_bodies");
+    metric_set(families.memory_budget, decoders * 2 * (double)s->cfg.max_decode_bytes, "decoding");
+    metric_set(families.memory_budget, queued, "queued_tensors");
+    metric_set(families.memory_budget, (double)s->cfg.max_connections * 32 * 1024, "connections");
 }
 
 enum MHD_Result api_metrics(request *r)
@@ -98,6 +128,7 @@ enum MHD_Result api_metrics(request *r)
         }
     }
     server *s = r->srv;
+    set_memory_budget(s);
     metric_set(families.decode_queue_depth, s->pool ? work_pool_depth(s->pool) : 0);
     metric_set(families.buffered_bytes, (double)body_budget_used(&s->bodies));
     metric_set(families.buffered_limit, (double)s->bodies.limit);

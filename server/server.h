@@ -39,7 +39,7 @@ typedef struct {
     metric *batch_size, *queue_depth, *rejected, *timeouts, *model_ready, *backend_info;
     metric *build_info, *inference_failures, *fallbacks;
     metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
-        *connections;
+        *connections, *memory_budget;
 } server_metrics;
 
 typedef struct server {

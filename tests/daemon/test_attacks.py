@@ -469,12 +469,12 @@ def test_overload_answers_every_request_once_within_the_memory_budget(tmp_path):
                        metric(before, "visiond_rejected_total", model="r18", reason=why)
                        for why in ("queue_full", "decode_queue_full", "memory_budget"))
         assert rejected == codes.count(503)
-        # the stated budget: bodies, decoders (pixels and decoder state), the
-        # queue's tensors, and connection buffers, above the idle daemon
-        decoders = os.cpu_count()
-        item = 3 * 224 * 224 * 4 + 1000 * 4  # an input tensor and its output
-        stated = budget + decoders * 2 * decode_bytes + (32 + 16 + decoders) * item + \
-            conns * 64 * 1024
+        # the budget the daemon states (README, Limits): bodies, decoders
+        # (pixels and decoder state), queued tensors, connection buffers
+        parts = {p: metric(after, "visiond_memory_budget_bytes", part=p)
+                 for p in ("request_bodies", "decoding", "queued_tensors", "connections")}
+        assert parts["request_bodies"] == budget and parts["decoding"] > 0, parts
+        stated = int(sum(parts.values()))
         print(f"overload: offered {rate:.0f} req/s for 6 s against a capacity of "
               f"{capacity:.1f} img/s: {len(codes)} requests, "
               f"{ {c: codes.count(c) for c in sorted(set(codes))} }; RSS idle "
