@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "clock.h"
+
 const char *image_sniff(const void *data, size_t size)
 {
     const unsigned char *p = data;
@@ -58,10 +60,27 @@ static int64_t cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Whether the decode that started at `start` (cpu_ns) has used its time. */
-static bool over_time(const image_limits *lim, int64_t start)
+/* When a decode started, on the wall clock and in the thread's CPU time. */
+typedef struct {
+    int64_t wall, cpu;
+} decode_start;
+
+static decode_start started(const image_limits *lim)
 {
-    return lim->max_cpu_ms > 0 && cpu_ns() - start > lim->max_cpu_ms * 1000000;
+    return lim->max_cpu_ms > 0 ? (decode_start){clock_monotonic_ns(), cpu_ns()}
+                               : (decode_start){0, 0};
+}
+
+/* Whether the decode has used its CPU time. The thread's CPU clock is a
+ * system call (a few microseconds in a VM, and this is asked per row), the
+ * monotonic clock is not; a thread cannot have used more CPU time than
+ * wall time, so the CPU clock is only read once the wall clock says it may
+ * be over. */
+static bool over_time(const image_limits *lim, decode_start start)
+{
+    int64_t limit = lim->max_cpu_ms * 1000000;
+    return lim->max_cpu_ms > 0 && clock_monotonic_ns() - start.wall > limit &&
+           cpu_ns() - start.cpu > limit;
 }
 
 /* --- JPEG --- */
@@ -70,7 +89,7 @@ typedef struct {
     struct jpeg_error_mgr mgr;
     struct jpeg_progress_mgr progress;
     const image_limits *limits;
-    int64_t start;
+    decode_start start;
     jmp_buf jump;
     bool own_message; /* message says it all (a limit, truncation), no prefix */
     char message[JMSG_LENGTH_MAX + 64];
@@ -140,7 +159,7 @@ static engine_status decode_jpeg(const void *data, size_t size, image_format wan
                                  image_u8 *out, engine_error *err)
 {
     struct jpeg_decompress_struct cinfo;
-    jpeg_error jerr = {.limits = lim, .start = cpu_ns()};
+    jpeg_error jerr = {.limits = lim, .start = started(lim)};
     /* volatile: modified between setjmp and longjmp */
     uint8_t *volatile pixels = NULL;
     uint8_t *volatile row = NULL;
@@ -233,7 +252,7 @@ typedef struct {
     const unsigned char *data;
     size_t size, at;
     const image_limits *limits;
-    int64_t start;
+    decode_start start;
     bool late;
     bool eof; /* libpng asked for bytes past the end */
 } png_source;
@@ -270,7 +289,7 @@ static engine_status png_failed(png_image *img, const png_source *src, engine_er
 static engine_status decode_png(const void *data, size_t size, image_format want,
                                 const image_limits *lim, image_u8 *out, engine_error *err)
 {
-    png_source src = {.data = data, .size = size, .limits = lim, .start = cpu_ns()};
+    png_source src = {.data = data, .size = size, .limits = lim, .start = started(lim)};
     FILE *f = fopencookie(&src, "rb", (cookie_io_functions_t){.read = png_source_read});
     if (!f)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory decoding a PNG");

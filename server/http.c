@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -913,10 +912,6 @@ static bool bodies_held(void *user)
 int http_start(server *s, char *err, size_t errlen)
 {
     body_budget_init(&s->bodies, s->cfg.max_buffered_bytes);
-    /* Large buffers (bodies, decoded images, tensors) come from mmap and go
-     * back to the system when freed; a fixed threshold keeps glibc from
-     * raising it after the first big free and keeping them on its heap. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int decoders = s->cfg.decode_threads ? s->cfg.decode_threads : (int)(cores > 0 ? cores : 1);
     s->pool = work_pool_create(decoders, s->cfg.decode_queue_size);
