@@ -90,7 +90,7 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
     }
     char blas[160];
     snprintf(c->description, sizeof c->description, "cpu: %s; convolutions: %s kernels; %d threads",
-             engine_blas_description(blas, sizeof blas), nchwc_isa_get()->name, c->threads);
+             cpu_blas_description(blas, sizeof blas), nchwc_isa_get()->name, c->threads);
     *out = c;
     return ENGINE_OK;
 }
@@ -658,8 +658,20 @@ static bool cpu_algo_report(void *ctx, void *prepared, const plan *p, int step,
     return true;
 }
 
+static int cpu_device_count(char *why, size_t n)
+{
+    (void)why, (void)n;
+    return 1;
+}
+
 const backend_ops cpu_backend_ops = {
     .name = "cpu",
+    .priority = 0,
+    .kind = BACKEND_CAP_HOST,
+    .device_count = cpu_device_count,
+    .startup_environment = cpu_blas_startup_environment,
+    .library_description = cpu_blas_description,
+    .gemm_gflops = cpu_sgemm_gflops,
     .create = cpu_create,
     .destroy = cpu_destroy,
     .describe = cpu_describe,

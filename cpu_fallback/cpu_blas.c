@@ -7,7 +7,8 @@
  * measured 145 GFLOP/s against 227 for the SkylakeX kernel. The kernel can
  * only be changed before the library initialises, through the environment
  * variable OPENBLAS_CORETYPE, so the choice made here is applied by the
- * binary re-executing itself once at start-up (server/main.c).
+ * binary re-executing itself once at start-up (server/main.c, through
+ * the backend's startup_environment).
  *
  * The rule: cores with AVX-512 (and an OS that saves its registers, which
  * __builtin_cpu_supports checks) get SkylakeX; cores with AVX2 and FMA that
@@ -26,8 +27,10 @@
 
 #include "../engine/engine.h"
 #include "../engine/graph.h"
+#include "cpu_kernels.h"
 
-#define REEXEC_ENV ENGINE_BLAS_REEXEC_ENV
+/* set in the re-executed process to the kernel OpenBLAS had picked */
+#define REEXEC_ENV "VISIOND_BLAS_REEXEC"
 
 static bool in_list(const char *name, const char *const *list)
 {
@@ -37,7 +40,7 @@ static bool in_list(const char *name, const char *const *list)
     return false;
 }
 
-const char *engine_blas_kernel(void)
+static const char *loaded_kernel(void)
 {
 #ifdef OPENBLAS_VERSION
     return openblas_get_corename();
@@ -46,7 +49,7 @@ const char *engine_blas_kernel(void)
 #endif
 }
 
-const char *engine_blas_kernel_choice(char *why, size_t n)
+static const char *kernel_choice(char *why, size_t n)
 {
     snprintf(why, n, "%s", "");
 #ifdef OPENBLAS_VERSION
@@ -84,7 +87,18 @@ const char *engine_blas_kernel_choice(char *why, size_t n)
     return NULL;
 }
 
-const char *engine_blas_description(char *buf, size_t n)
+bool cpu_blas_startup_environment(char *why, size_t n)
+{
+    const char *core = kernel_choice(why, n);
+    const char *loaded = loaded_kernel();
+    if (!core || !loaded)
+        return false;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv(REEXEC_ENV, loaded, 1);
+    return true;
+}
+
+const char *cpu_blas_description(char *buf, size_t n)
 {
 #ifdef OPENBLAS_VERSION
     /* openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." */
@@ -127,7 +141,7 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-double engine_sgemm_gflops(int n, int threads, int reps)
+double cpu_sgemm_gflops(int n, int threads, int reps)
 {
     if (n < 16 || n > 8192 || reps < 1 || reps > 1000)
         return -1.0;

@@ -135,4 +135,9 @@ void cpu_lrn(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
              const lrn_params *p);
 void cpu_reduce_mean(const float *x, const shape_t *xs, float *y, uint32_t axes_mask);
 
+/* cpu_blas.c: the BLAS underneath, for the backend's registry entry */
+bool cpu_blas_startup_environment(char *why, size_t n);
+const char *cpu_blas_description(char *buf, size_t n);
+double cpu_sgemm_gflops(int n, int threads, int reps);
+
 #endif

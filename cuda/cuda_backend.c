@@ -10,6 +10,9 @@
  * are mapped host memory that kernels read and write in place, instead of
  * being copied. Images can arrive as bytes (run_u8) and are normalised by
  * a kernel, so they cross the bus at a quarter of the size.
+ *
+ * It is built as a shared module, libvisiond_cuda.so, which the registry
+ * loads when it and its libraries are there (engine/backend_registry.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +20,16 @@
 
 #include "cuda_internal.h"
 
-int cuda_backend_device_count(void)
+static int device_count(char *why, size_t len)
 {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess)
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        snprintf(why, len, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
         return 0;
+    }
+    if (n == 0)
+        snprintf(why, len, "no CUDA device");
     return n;
 }
 
@@ -649,8 +657,11 @@ static bool algo_report(void *ctx, void *prepared, const plan *p, int step,
     return true;
 }
 
-const backend_ops cuda_backend_ops = {
+static const backend_ops cuda_backend_ops = {
     .name = "cuda",
+    .priority = 10,
+    .kind = BACKEND_CAP_GPU,
+    .device_count = device_count,
     .create = create,
     .destroy = destroy,
     .describe = describe,
@@ -662,3 +673,11 @@ const backend_ops cuda_backend_ops = {
     .run_u8 = run_u8,
     .algo_report = algo_report,
 };
+
+/* The module's entry point (backend.h): the registry dlopens
+ * libvisiond_cuda.so and asks for its backend here. */
+const backend_ops *visiond_backend_module(int abi);
+const backend_ops *visiond_backend_module(int abi)
+{
+    return abi == BACKEND_ABI ? &cuda_backend_ops : NULL;
+}

@@ -7,6 +7,12 @@
  * prepare (once per planned batch size: pick algorithms, size workspaces,
  * reserve the arena; nothing is allocated later on the request path), then
  * run any number of times, one at a time per context.
+ *
+ * Backends are found through a registry (backend_registry.c), never by
+ * symbol: the ones built into the binary are listed at build time
+ * (build/gen/backend_list.c), the others are shared modules
+ * (libvisiond_<name>.so, such as the CUDA backend) loaded with dlopen when
+ * present, so one binary runs with or without a GPU's libraries.
  */
 #ifndef VISIOND_BACKEND_H
 #define VISIOND_BACKEND_H
@@ -27,6 +33,9 @@ typedef struct {
 
 enum {
     BACKEND_CAP_GPU = 1u << 0,
+    /* runs on host memory and is always there: the fallback for batches a
+     * device fails */
+    BACKEND_CAP_HOST = 1u << 3,
     BACKEND_CAP_INTEGRATED = 1u << 1, /* shares memory with the host (Jetson) */
     /* every convolution copes with its output in its residual's buffer
      * (plan.h, PLAN_RESIDUAL_IN_PLACE) */
@@ -34,7 +43,22 @@ enum {
 };
 
 typedef struct backend_ops {
-    const char *name;
+    const char *name;     /* what --device names it by: "cpu", "cuda" */
+    int priority;         /* device "auto" takes the highest that has a device */
+    unsigned kind;        /* BACKEND_CAP_GPU / BACKEND_CAP_HOST, known before create */
+    /* Usable devices; 0 with `why` filled when there are none. */
+    int (*device_count)(char *why, size_t n);
+    /* Optional, process-wide, called before any engine exists: settings its
+     * libraries read only when they load (the OpenBLAS kernel). Sets them in
+     * the environment and returns true when the program must re-execute
+     * itself for them to apply; `why` says what and why. */
+    bool (*startup_environment)(char *why, size_t n);
+    /* Optional: one line about the host library it runs on, for start-up
+     * logs ("OpenBLAS 0.3.21, SkylakeX kernel (...)"). */
+    const char *(*library_description)(char *buf, size_t n);
+    /* Optional: median GFLOP/s of an n x n x n single-precision GEMM on
+     * `threads` threads (0: the backend's default); < 0 on failure. */
+    double (*gemm_gflops)(int n, int threads, int reps);
     engine_status (*create)(const backend_config *cfg, void **ctx, engine_error *err);
     void (*destroy)(void *ctx);
     /* one line for logs and `visiond info`: library, kernel, threads, device */
@@ -60,11 +84,30 @@ typedef struct backend_ops {
                         engine_algo_report *out);
 } backend_ops;
 
-extern const backend_ops cpu_backend_ops;
-#ifdef VISIOND_WITH_CUDA
-extern const backend_ops cuda_backend_ops;
-/* Number of usable CUDA devices (0 when the driver finds none). */
-int cuda_backend_device_count(void);
-#endif
+/* --- the registry (backend_registry.c) --- */
+
+/* A module's entry point, found by dlsym in libvisiond_<name>.so: returns
+ * its backend when the module was built for this ABI, else NULL. */
+#define BACKEND_MODULE_ENTRY "visiond_backend_module"
+#define BACKEND_ABI 1
+typedef const backend_ops *(*backend_module_entry)(int abi);
+
+/* Every backend this process has: built-in ones first, then the modules
+ * found next to the executable (or in VISIOND_MODULE_DIR's build-time
+ * value), loaded on first call. */
+int backend_count(void);
+const backend_ops *backend_at(int i);
+const backend_ops *backend_find(const char *name);
+/* The backend that runs on the host (BACKEND_CAP_HOST). */
+const backend_ops *backend_host(void);
+/* Why module `name` is not loaded ("libcudnn.so.9: cannot open shared
+ * object file"), or NULL when it is, or was never found. */
+const char *backend_module_problem(const char *name);
+/* The i-th module that was found but did not load: its name, with `why`;
+ * NULL past the last one. */
+const char *backend_failed_module(int i, const char **why);
+
+/* The built-in list, generated at build time (Makefile: BUILTIN_BACKENDS). */
+extern const backend_ops *const backend_builtin[];
 
 #endif

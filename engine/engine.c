@@ -28,6 +28,7 @@ struct engine {
     pthread_mutex_t lock;
     char note[256];
     /* CPU fallback for batches the primary backend fails, made on first need */
+    const backend_ops *fb;
     void *fb_ctx;
     void **fb_prepared;
     long fallbacks;
@@ -37,6 +38,76 @@ struct engine {
     float *staging;    /* images normalised here for backends without run_u8 */
 };
 
+/* "cuda:1" -> name "cuda", index 1; "cpu" -> "cpu", 0. */
+static engine_status parse_device(const char *dev, char *name, size_t n, int *index,
+                                  engine_error *err)
+{
+    const char *colon = strchr(dev, ':');
+    size_t len = colon ? (size_t)(colon - dev) : strlen(dev);
+    *index = 0;
+    if (len == 0 || len >= n)
+        return engine_fail(err, ENGINE_E_ARG, "bad device '%s' (use auto, cpu, cuda or cuda:N)",
+                           dev);
+    memcpy(name, dev, len);
+    name[len] = '\0';
+    if (colon) {
+        char *end;
+        long idx = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || idx < 0 || idx > 1024)
+            return engine_fail(err, ENGINE_E_ARG, "bad device '%s' (use %s or %s:N)", dev, name,
+                               name);
+        *index = (int)idx;
+    }
+    return ENGINE_OK;
+}
+
+/* Why backend `name` cannot be used here: its module did not load, or it
+ * has no device. Fills why; false when it can be used. */
+static bool unusable(const backend_ops *be, const char *name, char *why, size_t n)
+{
+    const char *problem = backend_module_problem(name);
+    if (!be && problem)
+        snprintf(why, n, "the %s backend module did not load (%s)", name, problem);
+    else if (!be)
+        snprintf(why, n, "this visiond has no %s backend (none built in, and no module "
+                 "libvisiond_%s.so next to it)", name, name);
+    else {
+        char reason[200] = "";
+        if (be->device_count(reason, sizeof reason) > 0)
+            return false;
+        snprintf(why, n, "no %s device is usable here (%s)", name, reason);
+    }
+    return true;
+}
+
+/* device "auto": the backend with the highest priority that has a device;
+ * note says why a better one was passed over. */
+static const backend_ops *pick_auto(char *note, size_t n)
+{
+    const backend_ops *best = NULL;
+    for (int i = 0; i < backend_count(); i++) {
+        const backend_ops *b = backend_at(i);
+        char reason[200] = "";
+        if ((!best || b->priority > best->priority) && b->device_count(reason, sizeof reason) > 0)
+            best = b;
+    }
+    note[0] = '\0';
+    for (int i = 0; i < backend_count(); i++) {
+        const backend_ops *b = backend_at(i);
+        char why[256];
+        if (best && b->priority > best->priority && unusable(b, b->name, why, sizeof why)) {
+            snprintf(note, n, "%s: running on the %s", why, best->name);
+            return best;
+        }
+    }
+    const char *why;
+    const char *failed = backend_failed_module(0, &why);
+    if (best && failed)
+        snprintf(note, n, "the %s backend module did not load (%s): running on the %s", failed,
+                 why, best->name);
+    return best;
+}
+
 static engine_status pick_backend(engine *e, const engine_options *opt, engine_error *err)
 {
     const char *dev = opt && opt->device ? opt->device : "auto";
@@ -44,40 +115,23 @@ static engine_status pick_backend(engine *e, const engine_options *opt, engine_e
                           .conv_algo = opt ? opt->conv_algo : NULL,
                           .algo_cache = opt ? opt->algo_cache : NULL,
                           .workspace_limit = opt ? opt->workspace_limit : 0};
-    bool want_cuda = strncmp(dev, "cuda", 4) == 0;
-    if (strcmp(dev, "auto") != 0 && strcmp(dev, "cpu") != 0 && !want_cuda)
-        return engine_fail(err, ENGINE_E_ARG, "unknown device '%s' (use auto, cpu, cuda or cuda:N)",
-                           dev);
-    if (want_cuda && dev[4]) {
-        char *end;
-        long idx = dev[4] == ':' ? strtol(dev + 5, &end, 10) : -1;
-        if (dev[4] != ':' || !dev[5] || *end || idx < 0 || idx > 1024)
-            return engine_fail(err, ENGINE_E_ARG, "bad device '%s' (use cuda or cuda:N)", dev);
-        cfg.device_index = (int)idx;
+    if (strcmp(dev, "auto") == 0) {
+        if (!(e->be = pick_auto(e->note, sizeof e->note)))
+            return engine_fail(err, ENGINE_E_ARG, "no backend has a usable device");
+    } else {
+        char name[32], why[512];
+        engine_status st = parse_device(dev, name, sizeof name, &cfg.device_index, err);
+        if (st)
+            return st;
+        const backend_ops *be = backend_find(name);
+        if (unusable(be, name, why, sizeof why))
+            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but %s", dev, why);
+        int devices = be->device_count(why, sizeof why);
+        if (cfg.device_index >= devices)
+            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but there are %d",
+                               dev, devices);
+        e->be = be;
     }
-    e->be = &cpu_backend_ops;
-#ifdef VISIOND_WITH_CUDA
-    int gpus = cuda_backend_device_count();
-    if (want_cuda) {
-        if (gpus <= 0)
-            return engine_fail(err, ENGINE_E_ARG,
-                               "device '%s' asked for, but no CUDA device is usable here", dev);
-        if (cfg.device_index >= gpus)
-            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but there are %d GPUs",
-                               dev, gpus);
-        e->be = &cuda_backend_ops;
-    } else if (strcmp(dev, "auto") == 0) {
-        if (gpus > 0)
-            e->be = &cuda_backend_ops;
-        else
-            snprintf(e->note, sizeof e->note,
-                     "built with CUDA but no CUDA device is usable: running on the CPU");
-    }
-#else
-    if (want_cuda)
-        return engine_fail(err, ENGINE_E_ARG,
-                           "device '%s' asked for, but this visiond was built without CUDA", dev);
-#endif
     return e->be->create(&cfg, &e->be_ctx, err);
 }
 
@@ -220,14 +274,14 @@ void engine_free(engine *e)
             if (e->prepared && e->prepared[b])
                 e->be->release(e->be_ctx, e->prepared[b]);
             if (e->fb_prepared && e->fb_prepared[b])
-                cpu_backend_ops.release(e->fb_ctx, e->fb_prepared[b]);
+                e->fb->release(e->fb_ctx, e->fb_prepared[b]);
             plan_free(e->plans[b]);
         }
     }
     if (e->be && e->be_ctx)
         e->be->destroy(e->be_ctx);
     if (e->fb_ctx)
-        cpu_backend_ops.destroy(e->fb_ctx);
+        e->fb->destroy(e->fb_ctx);
     free(e->plans);
     free(e->prepared);
     free(e->fb_prepared);
@@ -306,20 +360,21 @@ static engine_status run_fallback(engine *e, plan *p, const float *const *inputs
     engine_status st = ENGINE_OK;
     if (!e->fb_ctx) {
         backend_config cfg = {0};
-        if ((st = cpu_backend_ops.create(&cfg, &e->fb_ctx, &fe)) ||
-            (st = cpu_backend_ops.load_weights(e->fb_ctx, e->g, &fe))) {
+        if (!(e->fb = backend_host()))
+            st = engine_fail(&fe, ENGINE_E_BACKEND, "no host backend");
+        else if ((st = e->fb->create(&cfg, &e->fb_ctx, &fe)) ||
+                 (st = e->fb->load_weights(e->fb_ctx, e->g, &fe))) {
             if (e->fb_ctx)
-                cpu_backend_ops.destroy(e->fb_ctx);
+                e->fb->destroy(e->fb_ctx);
             e->fb_ctx = NULL;
         }
     }
     if (!st && !e->fb_prepared[p->batch])
-        st = cpu_backend_ops.prepare(e->fb_ctx, p, &e->fb_prepared[p->batch], &fe);
+        st = e->fb->prepare(e->fb_ctx, p, &e->fb_prepared[p->batch], &fe);
     if (!st)
-        st = cpu_backend_ops.run(e->fb_ctx, e->fb_prepared[p->batch], p, inputs, outputs,
-                                 layer_ms, &fe);
+        st = e->fb->run(e->fb_ctx, e->fb_prepared[p->batch], p, inputs, outputs, layer_ms, &fe);
     if (st)
-        return engine_fail(err, st, "%s; the CPU fallback failed too: %s", err->message,
+        return engine_fail(err, st, "%s; the fallback on the host failed too: %s", err->message,
                            fe.message);
     __atomic_add_fetch(&e->fallbacks, 1, __ATOMIC_RELAXED);
     return ENGINE_OK;

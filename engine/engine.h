@@ -140,20 +140,20 @@ const char *engine_backend_description(const engine *e);
 /* Why the backend is not the one asked for, or NULL ("no CUDA device: using the CPU"). */
 const char *engine_backend_note(const engine *e);
 
-/* --- the CPU's BLAS (cpu_fallback/cpu_blas.c) --- */
+/* --- the backends this binary has (process-wide; engine_backends.c) --- */
 
-/* OpenBLAS picks its kernel when it loads; the one to load instead, or NULL
- * when the loaded one is right or the user chose (VISIOND_BLAS_CORETYPE=
- * keep|NAME, or OPENBLAS_CORETYPE). `why` says why. A program applies it by
- * setting OPENBLAS_CORETYPE, and ENGINE_BLAS_REEXEC_ENV to the kernel
- * OpenBLAS had picked, and re-executing itself. */
-#define ENGINE_BLAS_REEXEC_ENV "VISIOND_BLAS_REEXEC"
-const char *engine_blas_kernel_choice(char *why, size_t n);
-/* The loaded kernel's name ("SkylakeX"), or NULL for a BLAS without one. */
-const char *engine_blas_kernel(void);
-/* "OpenBLAS 0.3.21, SkylakeX kernel (chosen at start-up; ...)" into buf. */
-const char *engine_blas_description(char *buf, size_t n);
-/* Median GFLOP/s of an n x n x n SGEMM on `threads` threads (0: every core). */
-double engine_sgemm_gflops(int n, int threads, int reps);
+/* Settings backends need in the environment before their libraries load
+ * (the OpenBLAS kernel): sets them and returns true when the program must
+ * re-execute itself, once, for them to apply; `why` says what and why. */
+bool engine_startup_environment(char *why, size_t n);
+/* One line per backend for start-up logs, for i from 0 until it returns
+ * NULL: "cpu: OpenBLAS 0.3.21, SkylakeX kernel (...)", "cuda: 1 device",
+ * "cuda: not used: <why>". */
+const char *engine_backend_line(int i, char *buf, size_t n);
+/* Median GFLOP/s of an n x n x n single-precision GEMM in backend `name`'s
+ * library on `threads` threads; `desc` says which library. < 0 when that
+ * backend has no such measure or it failed. */
+double engine_gemm_gflops(const char *name, int n, int threads, int reps, char *desc,
+                          size_t desc_len);
 
 #endif

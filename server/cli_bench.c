@@ -26,18 +26,20 @@ static void usage(void)
                     "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n"
                     "                     [--algos] [--conv-algo exhaustive|heuristic|NAME]\n"
                     "                     [--algo-cache FILE] [--workspace-mb MB]\n"
-                    "       visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]\n");
+                    "       visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]\n"
+                    "                     [--device cpu]\n");
 }
 
-static int bench_sgemm(int size, int iters, int threads, bool json)
+/* The GEMM of a backend's library (the CPU's BLAS by default). */
+static int bench_sgemm(const char *device, int size, int iters, int threads, bool json)
 {
     char blas[200];
-    double gf = engine_sgemm_gflops(size, threads, iters);
+    double gf = engine_gemm_gflops(device, size, threads, iters, blas, sizeof blas);
     if (gf < 0) {
-        fprintf(stderr, "visiond bench: SGEMM of %d failed (out of memory?)\n", size);
+        fprintf(stderr, "visiond bench: SGEMM of %d on '%s' failed (no such backend, or out of "
+                        "memory?)\n", size, device);
         return EXIT_RUN;
     }
-    engine_blas_description(blas, sizeof blas);
     if (json) {
         json_t *o = json_pack("{s:s,s:i,s:i,s:f}", "blas", blas, "size", size, "threads",
                               threads, "gflops_per_s", gf);
@@ -157,7 +159,7 @@ int cli_bench(int argc, char **argv)
         }
     }
     if (!bad && sgemm)
-        return bench_sgemm(size, iters, threads, json);
+        return bench_sgemm(device, size, iters, threads, json);
     if (bad || !model) {
         usage();
         return EXIT_USAGE;

@@ -26,39 +26,32 @@ static void usage(FILE *f)
                "Each command takes --help.\n");
 }
 
-/* OpenBLAS fixes its kernel when it loads, before main: to load a better
- * one (engine_blas_kernel_choice) the process runs itself again, once,
- * with OPENBLAS_CORETYPE set.
+/* Some libraries fix their settings when they load, before main. A
+ * backend may want one set (the CPU backend: a better OpenBLAS kernel than
+ * OpenBLAS picks on cores it does not know; engine_startup_environment).
  *
- * libgomp also reads its settings when it loads. Its workers spin between
- * parallel regions, by default for some 300000 iterations unless there are
- * more of them than cores: right for `visiond bench`, which has the cores
- * to itself, wrong for the daemon, whose HTTP threads and decoders need the
- * cores between batches (a spinning worker took 35% of the CPU and half
- * the requests per second of a small model). The daemon runs with
- * GOMP_SPINCOUNT=1000, libgomp's own value for a busy machine, unless the
- * environment says otherwise (OMP_WAIT_POLICY or GOMP_SPINCOUNT).
+ * libgomp is one: its workers spin between parallel regions, by default
+ * for some 300000 iterations unless there are more of them than cores:
+ * right for `visiond bench`, which has the cores to itself, wrong for the
+ * daemon, whose HTTP threads and decoders need the cores between batches
+ * (a spinning worker took 35% of the CPU and half the requests per second
+ * of a small model). The daemon runs with GOMP_SPINCOUNT=1000, libgomp's
+ * own value for a busy machine, unless the environment says otherwise
+ * (OMP_WAIT_POLICY or GOMP_SPINCOUNT).
  *
- * Both need the process to start again; it does so once, for both. If the
- * exec fails, it goes on as it is. */
+ * Either needs the process to start again; it does so once, for both. If
+ * the exec fails, it goes on as it is. */
 static void choose_runtime_settings(int argc, char **argv)
 {
-    char why[160];
-    const char *core = engine_blas_kernel_choice(why, sizeof why);
-    const char *loaded = engine_blas_kernel();
-    bool blas = core && loaded;
+    char why[400];
+    bool backends = engine_startup_environment(why, sizeof why);
     bool spin = argc > 1 && strcmp(argv[1], "serve") == 0 && !getenv("GOMP_SPINCOUNT") &&
                 !getenv("OMP_WAIT_POLICY");
-    if (!blas && !spin)
+    if (!backends && !spin)
         return;
-    if (blas) {
-        setenv("OPENBLAS_CORETYPE", core, 1);
-        setenv(ENGINE_BLAS_REEXEC_ENV, loaded, 1);
-    }
     if (spin)
         setenv("GOMP_SPINCOUNT", "1000", 1);
     execv("/proc/self/exe", argv);
-    unsetenv(ENGINE_BLAS_REEXEC_ENV);
 }
 
 int main(int argc, char **argv)

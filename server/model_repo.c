@@ -127,7 +127,7 @@ static int load_labels(served_model *m, char *err, size_t errlen)
     return rc;
 }
 
-static int load_model(served_model *m, const model_load_options *o, bool *noted, char *err,
+static int load_model(served_model *m, const model_load_options *o, char *err,
                       size_t errlen)
 {
     char path[1200];
@@ -149,10 +149,6 @@ static int load_model(served_model *m, const model_load_options *o, bool *noted,
         return -1;
     }
     snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
-    if (engine_backend_note(m->engine) && !*noted) { /* the same for every model: say it once */
-        log_msg(LOG_INFO, "%s", engine_backend_note(m->engine));
-        *noted = true;
-    }
     engine_tensor_info in;
     engine_input_info(m->engine, 0, &in);
     m->image_input = engine_input_count(m->engine) == 1 && in.rank == 4 &&
@@ -195,7 +191,6 @@ static int load_model(served_model *m, const model_load_options *o, bool *noted,
 
 void model_repo_load_all(model_repo *r, const model_load_options *o)
 {
-    bool noted = false;
     for (int i = 0; i < r->n; i++) {
         served_model *m = &r->models[i];
         char err[600] = "";
@@ -204,7 +199,7 @@ void model_repo_load_all(model_repo *r, const model_load_options *o)
             atomic_store(&m->state, MODEL_FAILED);
             continue;
         }
-        if (load_model(m, o, &noted, err, sizeof err)) {
+        if (load_model(m, o, err, sizeof err)) {
             snprintf(m->error, sizeof m->error, "%s", err);
             log_msg(LOG_ERROR, "model %s failed to load: %s", m->name, err);
             atomic_store(&m->state, MODEL_FAILED);

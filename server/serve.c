@@ -149,8 +149,9 @@ int cli_serve(int argc, char **argv)
         free(s);
         return EXIT_SERVER;
     }
-    char blas[200];
-    log_msg(LOG_INFO, "CPU BLAS: %s", engine_blas_description(blas, sizeof blas));
+    char line[512];
+    for (int i = 0; engine_backend_line(i, line, sizeof line); i++)
+        log_msg(LOG_INFO, "backend %s", line);
     log_msg(LOG_INFO, "visiond %s listening on http://%s:%d (models from %s)", VISIOND_VERSION,
             s->cfg.host, s->port, s->cfg.models_dir);
     log_msg(LOG_INFO, "limits: %zu bytes of request bodies in memory, %d decoders with %d "

@@ -101,7 +101,7 @@ def main():
     print(f"# bench-http {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; "
           f"wrk -t1 for {args.duration} s per row; daemon and wrk share the machine")
     print(f"# environment: {env_note}")
-    daemon_blas = next((l.split("CPU BLAS: ", 1)[1] for l in d.log_lines if "CPU BLAS: " in l),
+    daemon_blas = next((l.split("backend cpu: ", 1)[1] for l in d.log_lines if "backend cpu: " in l),
                        "? (not in the daemon's log)")
     print(f"# daemon: {daemon_blas}")
     print(f"# engine img/s (visiond bench): {engine_backend(visiond, digit_model)}")

@@ -45,7 +45,7 @@ needs = lambda tool: pytest.mark.skipif(  # noqa: E731
 
 
 def test_startup_log_names_the_blas_kernel(daemon):
-    assert re.search(r"CPU BLAS: OpenBLAS [\d.]+, \w+ kernel \(", daemon.log()), daemon.log()
+    assert re.search(r"backend cpu: OpenBLAS [\d.]+, \w+ kernel \(", daemon.log()), daemon.log()
 
 
 @needs("promtool")
