@@ -21,9 +21,10 @@
 typedef struct {
     int threads;
     char description[256];
-    char conv_algo[40];  /* "auto" (the rule), "exhaustive" (timed), or an algorithm */
-    algo_cache cache;
+    algo_policy policy;  /* how convolution algorithms are chosen (algo_select.h) */
+    algo_cache *cache;   /* the engine's, or NULL */
     char cpu_model[96];
+    char device_key[128]; /* the algorithm cache's device part: CPU model, threads */
     char *arena;
     size_t arena_bytes;
     float *work;
@@ -63,19 +64,10 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
     if (!c)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     c->threads = cfg && cfg->threads > 0 ? cfg->threads : omp_get_num_procs();
-    snprintf(c->conv_algo, sizeof c->conv_algo, "%s",
-             cfg && cfg->conv_algo && cfg->conv_algo[0] ? cfg->conv_algo : "auto");
-    if (strcmp(c->conv_algo, "auto") && strcmp(c->conv_algo, "exhaustive") &&
-        strcmp(c->conv_algo, "heuristic") && cpu_conv_algo_by_name(c->conv_algo) < 0) {
-        engine_status st = engine_fail(err, ENGINE_E_ARG,
-                                       "unknown convolution algorithm '%s' for the CPU (auto, "
-                                       "exhaustive, im2col_gemm, gemm_1x1, direct_depthwise, "
-                                       "winograd_f4x4)",
-                                       c->conv_algo);
-        free(c);
-        return st;
+    if (cfg) {
+        c->policy = cfg->policy;
+        c->cache = cfg->cache;
     }
-    algo_cache_open(&c->cache, cfg ? cfg->algo_cache : NULL);
     snprintf(c->cpu_model, sizeof c->cpu_model, "cpu");
     FILE *ci = fopen("/proc/cpuinfo", "r");
     if (ci) { /* the cache key names the CPU the timings were taken on */
@@ -88,6 +80,7 @@ static engine_status cpu_create(const backend_config *cfg, void **out, engine_er
             }
         fclose(ci);
     }
+    snprintf(c->device_key, sizeof c->device_key, "cpu:%s|threads%d", c->cpu_model, c->threads);
     char blas[160];
     snprintf(c->description, sizeof c->description, "cpu: %s; convolutions: %s kernels; %d threads",
              cpu_blas_description(blas, sizeof blas), nchwc_isa_get()->name, c->threads);
@@ -108,7 +101,6 @@ static void cpu_destroy(void *ctx)
             nchwc_weights_free(c->packed[k][i]);
         free(c->packed[k]);
     }
-    algo_cache_close(&c->cache);
     tensor_free(c->arena);
     tensor_free(c->work);
     free(c);
@@ -267,83 +259,66 @@ static engine_status time_algo(cpu_ctx *c, const plan *p, const plan_step *st,
     return ENGINE_OK;
 }
 
-static void cache_key(const cpu_ctx *c, const conv_shape *s, char *key, size_t n)
+/* time_all for algo_select: every candidate that can run, on this layer. */
+typedef struct {
+    cpu_ctx *c;
+    const plan *p;
+    const plan_step *st;
+    const conv_shape *s;
+} cpu_timing;
+
+static engine_status time_candidates(void *user, algo_candidate *cand, int n, engine_error *err)
 {
-    snprintf(key, n,
-             "%s|threads%d|n%lld c%lld h%lld w%lld|m%lld k%lldx%lld|s%lld,%lld|d%lld,%lld|"
-             "p%lld,%lld|g%lld|%s>%s",
-             c->cpu_model, c->threads, (long long)s->n, (long long)s->c, (long long)s->h,
-             (long long)s->w, (long long)s->m, (long long)s->kh, (long long)s->kw,
-             (long long)s->sh, (long long)s->sw, (long long)s->dh, (long long)s->dw,
-             (long long)s->ph, (long long)s->pw, (long long)s->group,
-             s->x_blocked ? "nchw16c" : "nchw", s->y_blocked ? "nchw16c" : "nchw");
+    cpu_timing *t = user;
+    for (int i = 0; i < n; i++) {
+        if (!cand[i].can_run)
+            continue;
+        engine_status rc = time_algo(t->c, t->p, t->st, t->s,
+                                     (cpu_conv_algo)cpu_conv_algo_by_name(cand[i].name),
+                                     &cand[i].ms, err);
+        if (rc)
+            return rc;
+    }
+    return ENGINE_OK;
 }
 
-/* Picks a layer's algorithm: by rule ("auto"), as forced, from the cache,
- * or by timing every one that applies ("exhaustive"). */
+/* The layer's candidates for algo_select: the ranking rule's pick first,
+ * then the others in their order; the engine's policy chooses. */
 static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, int i,
                                  engine_error *err)
 {
     const plan_step *st = &p->steps[i];
     conv_shape s;
     conv_shape_of(p, pr, st, &s);
-    engine_algo_report *r = &pr->report[i];
-    r->n = 0;
-    double ms[CPU_CONV_ALGO_COUNT];
-    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++)
-        ms[a] = -1;
-    int forced = cpu_conv_algo_by_name(c->conv_algo);
+    cpu_timing timing = {c, p, st, &s};
+    algo_layer layer = {.auto_times = false, .time_all = time_candidates, .user = &timing};
+    cpu_conv_algo rule = cpu_conv_choose(&s);
+    for (int k = -1; k < CPU_CONV_ALGO_COUNT; k++) {
+        cpu_conv_algo a = k < 0 ? rule : (cpu_conv_algo)k;
+        if (k >= 0 && a == rule)
+            continue;
+        bool ok = cpu_conv_supports(a, &s);
+        algo_layer_add(&layer, cpu_conv_algo_name(a),
+                       cpu_conv_workspace(a, &s, c->threads) * sizeof(float), ok,
+                       !ok ? "not applicable" : "ok");
+    }
     char key[320];
-    cache_key(c, &s, key, sizeof key);
-    const algo_entry *hit = algo_cache_find(&c->cache, key);
-    int chosen;
-    if (forced >= 0 && cpu_conv_supports((cpu_conv_algo)forced, &s)) {
-        chosen = forced;
-        snprintf(r->mode, sizeof r->mode, "forced");
-    } else if (strcmp(c->conv_algo, "exhaustive") == 0 && hit &&
-               cpu_conv_algo_by_name(hit->algo) >= 0 &&
-               cpu_conv_supports((cpu_conv_algo)cpu_conv_algo_by_name(hit->algo), &s)) {
-        chosen = cpu_conv_algo_by_name(hit->algo);
-        ms[chosen] = hit->ms;
-        snprintf(r->mode, sizeof r->mode, "cached");
-    } else if (strcmp(c->conv_algo, "exhaustive") == 0) {
-        chosen = -1;
-        for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
-            if (!cpu_conv_supports((cpu_conv_algo)a, &s))
-                continue;
-            engine_status rc = time_algo(c, p, st, &s, (cpu_conv_algo)a, &ms[a], err);
-            if (rc)
-                return rc;
-            if (chosen < 0 || ms[a] < ms[chosen])
-                chosen = a;
-        }
-        snprintf(r->mode, sizeof r->mode, "exhaustive");
-        algo_cache_put(&c->cache, key, cpu_conv_algo_name((cpu_conv_algo)chosen),
-                       cpu_conv_workspace((cpu_conv_algo)chosen, &s, c->threads) * sizeof(float),
-                       ms[chosen]);
-    } else {
-        chosen = cpu_conv_choose(&s);
-        snprintf(r->mode, sizeof r->mode, forced >= 0 ? "rule (forced n/a)" : "rule");
-    }
-    pr->algo[i] = (cpu_conv_algo)chosen;
-    r->chosen = -1;
-    for (int a = 0; a < CPU_CONV_ALGO_COUNT; a++) {
-        engine_algo_candidate *cand = &r->cand[r->n];
-        snprintf(cand->name, sizeof cand->name, "%s", cpu_conv_algo_name((cpu_conv_algo)a));
-        cand->ms = ms[a];
-        cand->workspace = cpu_conv_workspace((cpu_conv_algo)a, &s, c->threads) * sizeof(float);
-        snprintf(cand->status, sizeof cand->status, "%s",
-                 cpu_conv_supports((cpu_conv_algo)a, &s) ? "ok" : "not applicable");
-        if (a == chosen)
-            r->chosen = r->n;
-        r->n++;
-    }
-    engine_status rc = grow_work(c, cpu_conv_workspace((cpu_conv_algo)chosen, &s, c->threads),
-                                 err);
+    conv_geometry g;
+    conv_geometry_of(p, i, &g);
+    algo_key(key, sizeof key, c->device_key, &g,
+             s.x_blocked ? (s.y_blocked ? "nchw16c>nchw16c" : "nchw16c>nchw")
+                         : (s.y_blocked ? "nchw>nchw16c" : "nchw>nchw"));
+    int pick;
+    engine_status rc = algo_select(&c->policy, c->cache, key, &layer, &pr->report[i], &pick, err);
+    if (rc)
+        return rc;
+    cpu_conv_algo chosen = (cpu_conv_algo)cpu_conv_algo_by_name(layer.cand[pick].name);
+    pr->algo[i] = chosen;
+    rc = grow_work(c, cpu_conv_workspace(chosen, &s, c->threads), err);
     if (!rc && chosen == CPU_CONV_WINOGRAD)
         rc = winograd_filters(c, p, st, &s, err);
     if (!rc)
-        rc = pack_weights(c, p, st, &s, (cpu_conv_algo)chosen, err);
+        rc = pack_weights(c, p, st, &s, chosen, err);
     return rc;
 }
 
@@ -669,6 +644,7 @@ const backend_ops cpu_backend_ops = {
     .priority = 0,
     .kind = BACKEND_CAP_HOST,
     .device_count = cpu_device_count,
+    .conv_algorithms = cpu_conv_algo_names,
     .startup_environment = cpu_blas_startup_environment,
     .library_description = cpu_blas_description,
     .gemm_gflops = cpu_sgemm_gflops,

@@ -23,18 +23,21 @@
 
 #define DEPTHWISE_MAX_KW 64 /* wider depthwise kernels take the im2col path */
 
+/* In cpu_conv_algo's order, NULL-terminated (the backend's conv_algorithms). */
+const char *const cpu_conv_algo_names[CPU_CONV_ALGO_COUNT + 1] = {
+    [CPU_CONV_IM2COL] = "im2col_gemm",
+    [CPU_CONV_1X1] = "gemm_1x1",
+    [CPU_CONV_DEPTHWISE] = "direct_depthwise",
+    [CPU_CONV_WINOGRAD] = "winograd_f4x4",
+    [CPU_CONV_DIRECT_NCHWC] = "direct_nchw16c",
+    [CPU_CONV_WINOGRAD_NCHWC] = "winograd_nchw16c",
+    [CPU_CONV_DEPTHWISE_NCHWC] = "depthwise_nchw16c",
+    [CPU_CONV_ALGO_COUNT] = NULL,
+};
+
 const char *cpu_conv_algo_name(cpu_conv_algo a)
 {
-    switch (a) {
-    case CPU_CONV_IM2COL: return "im2col_gemm";
-    case CPU_CONV_1X1: return "gemm_1x1";
-    case CPU_CONV_DEPTHWISE: return "direct_depthwise";
-    case CPU_CONV_WINOGRAD: return "winograd_f4x4";
-    case CPU_CONV_DIRECT_NCHWC: return "direct_nchw16c";
-    case CPU_CONV_WINOGRAD_NCHWC: return "winograd_nchw16c";
-    case CPU_CONV_DEPTHWISE_NCHWC: return "depthwise_nchw16c";
-    default: return "?";
-    }
+    return a >= 0 && a < CPU_CONV_ALGO_COUNT ? cpu_conv_algo_names[a] : "?";
 }
 
 int cpu_conv_algo_by_name(const char *name)

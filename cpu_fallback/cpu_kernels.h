@@ -44,6 +44,7 @@ typedef enum {
 } cpu_conv_algo;
 
 const char *cpu_conv_algo_name(cpu_conv_algo a);
+extern const char *const cpu_conv_algo_names[CPU_CONV_ALGO_COUNT + 1];
 
 typedef struct {
     int64_t n, c, h, w;       /* input (a 1-D convolution has h = 1) */

@@ -43,11 +43,8 @@ static engine_status create(const backend_config *cfg, void **out, engine_error 
     *out = c;
     c->device = cfg->device_index;
     c->ws_limit = cfg->workspace_limit ? cfg->workspace_limit : CUDA_DEFAULT_WORKSPACE;
-    snprintf(c->conv_algo, sizeof c->conv_algo, "%s",
-             cfg->conv_algo && cfg->conv_algo[0] && strcmp(cfg->conv_algo, "auto") != 0
-                 ? cfg->conv_algo
-                 : "exhaustive");
-    algo_cache_open(&c->cache, cfg->algo_cache);
+    c->policy = cfg->policy;
+    c->cache = cfg->cache;
     GPU_CHECK(cudaSetDevice(c->device));
     GPU_CHECK(cudaGetDeviceProperties(&c->prop, c->device));
     c->integrated = c->prop.integrated != 0;
@@ -65,11 +62,16 @@ static engine_status create(const backend_config *cfg, void **out, engine_error 
     GPU_CHECK(cudaEventCreate(&c->ev_stop));
     int rt = 0;
     cudaRuntimeGetVersion(&rt);
+    static const char *const modes[] = {[ALGO_AUTO] = "auto", [ALGO_HEURISTIC] = "heuristic",
+                                        [ALGO_EXHAUSTIVE] = "exhaustive"};
     snprintf(c->description, sizeof c->description,
              "cuda:%d %s (sm_%d%d, %.1f GiB%s), CUDA %d.%d, cuDNN %zu, cuBLAS; conv %s",
              c->device, c->prop.name, c->prop.major, c->prop.minor,
              (double)c->prop.totalGlobalMem / (1 << 30), c->integrated ? ", integrated" : "",
-             rt / 1000, rt % 1000 / 10, (size_t)cudnnGetVersion(), c->conv_algo);
+             rt / 1000, rt % 1000 / 10, (size_t)cudnnGetVersion(),
+             c->policy.mode == ALGO_FORCED ? c->policy.forced : modes[c->policy.mode]);
+    snprintf(c->device_key, sizeof c->device_key, "cuda:%s|sm%d%d|cudnn%zu", c->prop.name,
+             c->prop.major, c->prop.minor, (size_t)cudnnGetVersion());
     return ENGINE_OK;
 }
 
@@ -101,7 +103,6 @@ static void destroy(void *ctx)
         cudnnDestroy(c->cudnn);
     if (c->stream)
         cudaStreamDestroy(c->stream);
-    algo_cache_close(&c->cache);
     free(c);
 }
 
@@ -662,6 +663,7 @@ static const backend_ops cuda_backend_ops = {
     .priority = 10,
     .kind = BACKEND_CAP_GPU,
     .device_count = device_count,
+    .conv_algorithms = cuda_conv_algorithms,
     .create = create,
     .destroy = destroy,
     .describe = describe,

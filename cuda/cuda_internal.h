@@ -9,7 +9,7 @@
 #include <stdbool.h>
 
 #include "../engine/backend.h"
-#include "../engine/algo_cache.h"
+#include "../engine/algo_select.h"
 #include "gpu_check.h"
 #include "kernels.h"
 
@@ -36,9 +36,10 @@ typedef struct {
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
     char description[320];
-    char conv_algo[40];    /* "exhaustive", "heuristic" or an algorithm's name */
+    algo_policy policy;    /* how convolution algorithms are chosen (algo_select.h) */
+    algo_cache *cache;     /* the engine's, or NULL */
+    char device_key[160];  /* the cache key's device part: GPU, compute capability, cuDNN */
     size_t ws_limit;
-    algo_cache cache;
     const graph *g;
     void **weights;        /* per graph value: its constant on the device, or NULL */
     char *arena;
@@ -65,6 +66,7 @@ typedef struct {
 void *cuda_value_ptr(const cuda_ctx *c, const cuda_prepared *pr, const plan *p, int v);
 
 /* cuda_conv.c */
+extern const char *const cuda_conv_algorithms[]; /* what a policy may force */
 engine_status cuda_conv_prepare(cuda_ctx *c, cuda_prepared *pr, const plan *p, int step,
                                 engine_error *err);
 engine_status cuda_conv_run(cuda_ctx *c, const cuda_prepared *pr, const plan *p, int step,

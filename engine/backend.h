@@ -17,6 +17,7 @@
 #ifndef VISIOND_BACKEND_H
 #define VISIOND_BACKEND_H
 
+#include "algo_select.h"
 #include "engine.h"
 #include "graph.h"
 #include "plan.h"
@@ -26,8 +27,10 @@
 typedef struct {
     int device_index;       /* cuda:N */
     int threads;            /* CPU threads; 0 = every core */
-    const char *conv_algo;  /* NULL: the backend's default selection; see engine_options */
-    const char *algo_cache; /* file remembering measured choices, or NULL */
+    /* how convolution algorithms are chosen, and where choices are kept
+     * (NULL: nowhere); backends call algo_select with them (algo_select.h) */
+    algo_policy policy;
+    algo_cache *cache;
     size_t workspace_limit; /* bytes one convolution may use; 0: the backend's default */
 } backend_config;
 
@@ -56,6 +59,8 @@ typedef struct backend_ops {
     /* Optional: one line about the host library it runs on, for start-up
      * logs ("OpenBLAS 0.3.21, SkylakeX kernel (...)"). */
     const char *(*library_description)(char *buf, size_t n);
+    /* The convolution algorithms a policy may force, NULL-terminated. */
+    const char *const *conv_algorithms;
     /* Optional: median GFLOP/s of an n x n x n single-precision GEMM on
      * `threads` threads (0: the backend's default); < 0 on failure. */
     double (*gemm_gflops)(int n, int threads, int reps);

@@ -86,7 +86,7 @@ static void finish_if_done(batch_job *job, done_list *d)
 
 /* Drops the head job's queued items: it timed out, or we are shutting down
  * without an engine to run it. */
-static void drop_head_job(batcher *b, job_status why, done_list *d)
+static void drop_head_job(batcher *b, engine_status why, done_list *d)
 {
     batch_job *job = b->ring[b->head].job;
     while (b->count > 0 && b->ring[b->head].job == job) {
@@ -94,10 +94,10 @@ static void drop_head_job(batcher *b, job_status why, done_list *d)
         b->count--;
         job->queued--;
     }
-    if (job->status == JOB_OK) {
+    if (job->status == ENGINE_OK) {
         job->status = why;
         snprintf(job->error, sizeof job->error, "%s",
-                 why == JOB_TIMEOUT ? "timed out waiting in the queue" : "shutting down");
+                 why == ENGINE_E_TIMEOUT ? "timed out waiting in the queue" : "shutting down");
     }
     finish_if_done(job, d);
 }
@@ -112,7 +112,7 @@ static void *dispatcher_main(void *arg)
     for (;;) {
         int64_t now = clock_monotonic_ns();
         while (b->count > 0 && b->ring[b->head].job->deadline_ns <= now && done.n < 64)
-            drop_head_job(b, JOB_TIMEOUT, &done);
+            drop_head_job(b, ENGINE_E_TIMEOUT, &done);
         if (done.n) {
             run_callbacks(b, &done);
             continue;
@@ -216,8 +216,8 @@ static void *runner_main(void *arg)
                 job->last_batch = gen;
                 job->inference_ms += ms;
             }
-            if (st && job->status == JOB_OK) {
-                job->status = JOB_FAILED;
+            if (st && job->status == ENGINE_OK) {
+                job->status = st;
                 snprintf(job->error, sizeof job->error, "%s", err.message);
             }
             job->running--;
@@ -400,7 +400,7 @@ batcher_result batcher_submit(batcher *b, batch_job *job)
         job->enqueued_ns = clock_monotonic_ns();
         job->deadline_ns = job->due_ns > 0 ? job->due_ns
                                            : job->enqueued_ns + b->cfg.timeout_ms * 1000000;
-        job->status = JOB_OK;
+        job->status = ENGINE_OK;
         job->error[0] = 0;
         job->queue_ms = job->inference_ms = 0;
         job->batch_size = 0;

@@ -37,8 +37,6 @@ typedef struct {
     void *user;
 } batcher_config;
 
-typedef enum { JOB_OK = 0, JOB_TIMEOUT, JOB_FAILED, JOB_SHUTDOWN } job_status;
-
 typedef struct batch_job batch_job;
 struct batch_job {
     /* filled by the submitter */
@@ -51,7 +49,9 @@ struct batch_job {
     int64_t due_ns;   /* CLOCK_MONOTONIC time after which it times out; 0: timeout_ms from submit */
     bool reserved;    /* its n_items were reserved with batcher_reserve */
     /* filled by the batcher before on_done */
-    job_status status;
+    /* ENGINE_OK, ENGINE_E_TIMEOUT (its deadline passed in the queue), or
+     * the engine's own status for a batch that failed, with its message */
+    engine_status status;
     char error[256];
     double queue_ms;      /* longest wait of an item before its batch started */
     double inference_ms;  /* engine time of the batches that ran its items */

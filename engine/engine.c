@@ -21,6 +21,7 @@ struct engine {
     graph *g;
     const backend_ops *be;
     void *be_ctx;
+    algo_cache algo_choices; /* measured convolution choices (engine_options.algo_cache) */
     int max_batch;
     bool dynamic_batch;
     plan **plans;      /* [max_batch + 1], made on first use */
@@ -33,6 +34,7 @@ struct engine {
     void **fb_prepared;
     long fallbacks;
     int inject_every;
+    engine_status inject_status;
     long runs;
     const atomic_bool *cancel;
     float *staging;    /* images normalised here for backends without run_u8 */
@@ -112,8 +114,7 @@ static engine_status pick_backend(engine *e, const engine_options *opt, engine_e
 {
     const char *dev = opt && opt->device ? opt->device : "auto";
     backend_config cfg = {.threads = opt ? opt->threads : 0,
-                          .conv_algo = opt ? opt->conv_algo : NULL,
-                          .algo_cache = opt ? opt->algo_cache : NULL,
+                          .cache = opt && opt->algo_cache ? &e->algo_choices : NULL,
                           .workspace_limit = opt ? opt->workspace_limit : 0};
     if (strcmp(dev, "auto") == 0) {
         if (!(e->be = pick_auto(e->note, sizeof e->note)))
@@ -132,6 +133,12 @@ static engine_status pick_backend(engine *e, const engine_options *opt, engine_e
                                dev, devices);
         e->be = be;
     }
+    engine_status st = algo_policy_parse(opt ? opt->conv_algo : NULL, e->be->conv_algorithms,
+                                         e->be->name, &cfg.policy, err);
+    if (st)
+        return st;
+    if (cfg.cache)
+        algo_cache_open(cfg.cache, opt->algo_cache);
     return e->be->create(&cfg, &e->be_ctx, err);
 }
 
@@ -229,6 +236,7 @@ static engine_status engine_from_graph(graph *g, const char *path, const engine_
     e->prepared = calloc((size_t)e->max_batch + 1, sizeof *e->prepared);
     e->fb_prepared = calloc((size_t)e->max_batch + 1, sizeof *e->fb_prepared);
     e->inject_every = opt && opt->inject_faults > 0 ? opt->inject_faults : 0;
+    e->inject_status = opt && opt->inject_status ? opt->inject_status : ENGINE_E_BACKEND;
     if (!e->plans || !e->prepared || !e->fb_prepared) {
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         goto fail;
@@ -286,6 +294,7 @@ void engine_free(engine *e)
     free(e->prepared);
     free(e->fb_prepared);
     free(e->staging);
+    algo_cache_close(&e->algo_choices);
     graph_free(e->g);
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -412,7 +421,9 @@ static engine_status run_locked(engine *e, int batch, const float *const *inputs
     }
     bool inject = e->inject_every && ++e->runs % e->inject_every == 0;
     if (inject)
-        st = engine_fail(err, ENGINE_E_BACKEND, "injected device fault (testing aid)");
+        st = engine_fail(err, e->inject_status, "injected %s (testing aid)",
+                         e->inject_status == ENGINE_E_BACKEND ? "device fault"
+                                                              : engine_status_name(e->inject_status));
     else if (images)
         st = e->be->run_u8(e->be_ctx, pr, p, images, norm, outputs, layer_ms, err);
     else

@@ -25,16 +25,22 @@ typedef struct {
     const char *device;    /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
     int max_batch;         /* largest batch engine_run accepts; 0 means 1 */
     int threads;           /* CPU threads; 0 means every core */
-    /* Convolution algorithm selection: NULL or "auto" for the backend's
-     * default ("exhaustive" on a GPU: time every algorithm per layer and
-     * batch size), "heuristic" (the library's own ranking, no timing), or
-     * one algorithm's name to force wherever it applies. */
+    /* Convolution algorithm selection, the same policy on every backend
+     * (algo_select.h): NULL or "auto" (the cached choice, else timing on a
+     * GPU and the CPU's ranking rule), "heuristic" (the backend's ranking,
+     * nothing timed), "exhaustive" (time every algorithm per layer and
+     * batch size, remembered in algo_cache), or one algorithm's name to
+     * force wherever it applies. */
     const char *conv_algo;
     const char *algo_cache;  /* file keeping measured choices across restarts; NULL: none */
     size_t workspace_limit;  /* bytes one convolution may use; 0: the backend's default */
     /* Testing aid: every Nth run fails as a device fault would (0: never),
      * exercising the CPU fallback on machines without a GPU. */
     int inject_faults;
+    /* The status an injected fault has: 0 means ENGINE_E_BACKEND (a device
+     * fault, which the CPU fallback answers); any other reaches the caller,
+     * so a test can follow an error's kind to the client. */
+    engine_status inject_status;
     /* When set and true, loading and preparing stop at their next step with
      * ENGINE_E_ARG ("cancelled"): a daemon told to stop while loading. It
      * must outlive the engine. */

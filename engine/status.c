@@ -48,6 +48,8 @@ const char *engine_status_name(engine_status st)
     case ENGINE_E_NOMEM: return "out of memory";
     case ENGINE_E_ARG: return "bad argument";
     case ENGINE_E_BACKEND: return "backend failure";
+    case ENGINE_E_TIMEOUT: return "timed out";
+    case ENGINE_E_BUSY: return "busy";
     }
     return "unknown";
 }

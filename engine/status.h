@@ -19,7 +19,9 @@ typedef enum {
     ENGINE_E_INVALID,     /* well-formed, but inconsistent (shapes, missing values, bounds) */
     ENGINE_E_NOMEM,       /* an allocation failed */
     ENGINE_E_ARG,         /* the caller passed a bad argument */
-    ENGINE_E_BACKEND,     /* the device failed while running */
+    ENGINE_E_BACKEND,     /* the device failed while running (and the fallback too) */
+    ENGINE_E_TIMEOUT,     /* the work's deadline passed before it ran */
+    ENGINE_E_BUSY,        /* no room or stopping: the same work may succeed later */
 } engine_status;
 
 typedef struct {

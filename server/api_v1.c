@@ -14,6 +14,38 @@
 #include "server.h"
 
 /* The body is in: how many images, and is there room for them? */
+/* The head is in: what the body must be, and the query. */
+enum MHD_Result api_classify_start(request *r)
+{
+    served_model *m = r->model;
+    char type[128];
+    http_media_type(r, type, sizeof type);
+    if (strcmp(type, "multipart/form-data") == 0) {
+        if (!http_accept_multipart(r))
+            return http_defer(r, MHD_HTTP_BAD_REQUEST, "multipart/form-data without a boundary");
+    } else if (type[0] && strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0 &&
+               strcmp(type, "application/octet-stream") != 0) {
+        return http_defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          "unsupported content type '%s': send image/jpeg, image/png, "
+                          "application/octet-stream or multipart/form-data",
+                          type);
+    }
+    if (!m->image_input)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST,
+                          "model '%s' does not take images; use /v2/models/%s/infer", m->name,
+                          m->name);
+    const char *k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
+    r->top_k = 5;
+    if (k) {
+        char *end;
+        long v = strtol(k, &end, 10);
+        if (!*k || *end || v < 1 || v > 1000000)
+            return http_defer(r, MHD_HTTP_BAD_REQUEST, "top_k must be a positive integer");
+        r->top_k = (int)v;
+    }
+    return MHD_YES;
+}
+
 enum MHD_Result api_classify_admit(request *r)
 {
     served_model *m = r->model;
@@ -58,12 +90,12 @@ int api_classify_prepare(request *r)
     int n = r->job.n_items;
     bool multipart = r->n_parts > 0;
     if (request_alloc_job(r, n, m->u8_images))
-        return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
     int64_t t0 = http_now_ns();
     size_t pixels = (size_t)pre->width * (size_t)pre->height * (size_t)preproc_channels(pre);
     uint8_t *hwc = malloc(pixels);
     if (!hwc)
-        return http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
     image_decode_hint hint = preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
         if (i > 0 && http_now_ns() > r->due_ns) { /* many costly images: the request's time is up */
@@ -87,8 +119,8 @@ int api_classify_prepare(request *r)
             image_free(&img);
             free(hwc);
             if (n > 1)
-                return http_fail(r, MHD_HTTP_BAD_REQUEST, "image %d: %s", i + 1, e.message);
-            return http_fail(r, MHD_HTTP_BAD_REQUEST, "%s", e.message);
+                return http_fail_status(r, e.status, "image %d: %s", i + 1, e.message);
+            return http_fail_status(r, e.status, "%s", e.message);
         }
         image_free(&img);
         if (!m->u8_images)

@@ -85,6 +85,20 @@ enum MHD_Result api_v2_ready(request *r, bool v2)
 }
 
 /* The body is in: parsing it is the decode pool's work. */
+/* The head is in: the body must be JSON. */
+enum MHD_Result api_v2_infer_start(request *r)
+{
+    char type[128];
+    http_media_type(r, type, sizeof type);
+    if (type[0] && strcmp(type, "application/json") != 0)
+        return http_defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          "unsupported content type '%s': send application/json", type);
+    if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length"))
+        return http_defer(r, MHD_HTTP_BAD_REQUEST,
+                          "the binary tensor data extension is not supported: send JSON");
+    return MHD_YES;
+}
+
 enum MHD_Result api_v2_infer_admit(request *r)
 {
     return http_prepare(r, api_v2_infer_prepare);
@@ -228,7 +242,7 @@ int api_v2_infer_prepare(request *r)
     }
     r->reserved_items = (int)items;
     if (request_alloc_job(r, (int)items, false)) {
-        ret = http_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        ret = http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
         goto out;
     }
     for (int k = 0; k < ni; k++)

@@ -104,11 +104,8 @@ static enum MHD_Result queue(request *r, unsigned status, const char *content_ty
     MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "visiond/" VISIOND_VERSION);
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->route == ROUTE_CLASSIFY || r->route == ROUTE_V2_INFER
-                                    ? "POST"
-                                    : "GET, HEAD");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     record(r, status);
@@ -175,8 +172,7 @@ enum MHD_Result http_respond_busy(request *r, const char *reason, const char *fm
  * connection can stay open: answering earlier makes libmicrohttpd close
  * it, as it cannot know where the next request would start. A client that
  * waits for "100 Continue" before sending its body is answered at once. */
-static enum MHD_Result __attribute__((format(printf, 3, 4)))
-defer(request *r, unsigned status, const char *fmt, ...)
+enum MHD_Result http_defer(request *r, unsigned status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -188,89 +184,6 @@ defer(request *r, unsigned status, const char *fmt, ...)
         return respond_message(r, status, r->deferred_error);
     give_back_body(r); /* nothing more is kept */
     return MHD_YES;
-}
-
-/* --- routing --- */
-
-/* Copies the next path segment of *p into out; false if there is none. */
-static bool segment(const char **p, char *out, size_t n)
-{
-    if (**p != '/')
-        return false;
-    const char *s = *p + 1, *e = strchr(s, '/');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    if (len == 0 || len >= n)
-        return false;
-    memcpy(out, s, len);
-    out[len] = 0;
-    *p = s + len;
-    return true;
-}
-
-static route_id route_of(const char *url, char *model, size_t n)
-{
-    model[0] = 0;
-    if (strcmp(url, "/metrics") == 0)
-        return ROUTE_METRICS;
-    if (strcmp(url, "/healthz") == 0)
-        return ROUTE_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0)
-        return ROUTE_READYZ;
-    if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/v1/models/") == 0)
-        return ROUTE_V1_MODELS;
-    if (strcmp(url, "/v2") == 0 || strcmp(url, "/v2/") == 0)
-        return ROUTE_V2_SERVER;
-    if (strcmp(url, "/v2/health/live") == 0)
-        return ROUTE_V2_LIVE;
-    if (strcmp(url, "/v2/health/ready") == 0)
-        return ROUTE_V2_READY;
-    const char *p;
-    if (strncmp(url, "/v1/models/", 10) == 0) {
-        p = url + 10;
-        if (segment(&p, model, n) && strcmp(p, "/classify") == 0)
-            return ROUTE_CLASSIFY;
-        if (model[0] && strcmp(p, "/algorithms") == 0)
-            return ROUTE_V1_ALGORITHMS;
-        return ROUTE_NONE;
-    }
-    if (strncmp(url, "/v2/models/", 10) == 0) {
-        p = url + 10;
-        if (!segment(&p, model, n))
-            return ROUTE_NONE;
-        char version[32];
-        if (strncmp(p, "/versions/", 9) == 0) { /* KServe allows an explicit version */
-            const char *q = p + 9;
-            if (!segment(&q, version, sizeof version))
-                return ROUTE_NONE;
-            p = q;
-        }
-        if (*p == 0)
-            return ROUTE_V2_MODEL;
-        if (strcmp(p, "/ready") == 0)
-            return ROUTE_V2_MODEL_READY;
-        if (strcmp(p, "/infer") == 0)
-            return ROUTE_V2_INFER;
-    }
-    return ROUTE_NONE;
-}
-
-static const char *endpoint_label(route_id r)
-{
-    switch (r) {
-    case ROUTE_CLASSIFY: return "classify";
-    case ROUTE_V2_INFER: return "infer";
-    case ROUTE_V1_MODELS: case ROUTE_V2_SERVER: case ROUTE_V2_MODEL: case ROUTE_V1_ALGORITHMS:
-        return "metadata";
-    case ROUTE_METRICS: return "metrics";
-    case ROUTE_HEALTHZ: case ROUTE_READYZ: case ROUTE_V2_LIVE: case ROUTE_V2_READY:
-    case ROUTE_V2_MODEL_READY: return "health";
-    default: return "other";
-    }
-}
-
-static bool is_post_route(route_id r)
-{
-    return r == ROUTE_CLASSIFY || r == ROUTE_V2_INFER;
 }
 
 /* --- what libmicrohttpd does with the URL before we see it --- */
@@ -381,10 +294,10 @@ static enum MHD_Result on_post_part(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* The media type of the request, lower-cased, without parameters. */
-static void media_type(struct MHD_Connection *c, char *out, size_t n)
+void http_media_type(request *r, char *out, size_t n)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     size_t i = 0;
     for (; ct && ct[i] && ct[i] != ';' && ct[i] != ' ' && i + 1 < n; i++)
         out[i] = (char)(ct[i] >= 'A' && ct[i] <= 'Z' ? ct[i] + 32 : ct[i]);
@@ -445,52 +358,23 @@ static enum MHD_Result start_post(request *r)
     batcher_arriving(m->batcher, +1);
     r->arriving = true;
 
-    char type[128];
-    media_type(r->conn, type, sizeof type);
-    if (r->route == ROUTE_CLASSIFY) {
-        if (strcmp(type, "multipart/form-data") == 0) {
-            r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, on_post_part, r);
-            if (!r->pp)
-                return defer(r, MHD_HTTP_BAD_REQUEST, "multipart/form-data without a boundary");
-        } else if (type[0] && strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0 &&
-                   strcmp(type, "application/octet-stream") != 0) {
-            return defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                         "unsupported content type '%s': send image/jpeg, image/png, "
-                         "application/octet-stream or multipart/form-data",
-                         type);
-        }
-        if (!m->image_input)
-            return defer(r, MHD_HTTP_BAD_REQUEST,
-                         "model '%s' does not take images; use /v2/models/%s/infer", m->name,
-                         m->name);
-        const char *k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
-        r->top_k = 5;
-        if (k) {
-            char *end;
-            long v = strtol(k, &end, 10);
-            if (!*k || *end || v < 1 || v > 1000000)
-                return defer(r, MHD_HTTP_BAD_REQUEST, "top_k must be a positive integer");
-            r->top_k = (int)v;
-        }
-    } else {
-        if (type[0] && strcmp(type, "application/json") != 0)
-            return defer(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                         "unsupported content type '%s': send application/json", type);
-        if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                        "Inference-Header-Content-Length"))
-            return defer(r, MHD_HTTP_BAD_REQUEST,
-                         "the binary tensor data extension is not supported: send JSON");
-    }
-    return MHD_YES;
+    return r->route->post->start(r);
+}
+
+bool http_accept_multipart(request *r)
+{
+    r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, on_post_part, r);
+    return r->pp != NULL;
 }
 
 static enum MHD_Result first_call(request *r, const char *url, const char *method)
 {
     server *s = r->srv;
-    char name[80];
+    route_match match;
     conn_guard_body_started(r->conn);
-    r->route = route_of(url, name, sizeof name);
-    r->endpoint = endpoint_label(r->route);
+    r->route = route_find(method, url, &match);
+    r->allow = match.allow;
+    r->endpoint = r->route ? r->route->endpoint : "other";
     framing f = {0};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
     /* where the body ends must be beyond doubt: no second guess for the next request */
@@ -500,46 +384,28 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
                                   f.chunked ? "Content-Length with Transfer-Encoding"
                                             : "more than one Content-Length");
     if (r->too_many_args)
-        return defer(r, MHD_HTTP_BAD_REQUEST, "more than %d query parameters", MAX_QUERY_ARGS);
-    if (r->route == ROUTE_NONE)
-        return defer(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
-    bool post = is_post_route(r->route);
-    bool head = strcmp(method, "HEAD") == 0;
-    if (post ? strcmp(method, "POST") != 0 : (strcmp(method, "GET") != 0 && !head))
-        return defer(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
-    if (name[0]) {
-        served_model *m = model_name_valid(name) ? model_repo_find(&s->repo, name) : NULL;
+        return http_defer(r, MHD_HTTP_BAD_REQUEST, "more than %d query parameters",
+                          MAX_QUERY_ARGS);
+    if (!r->route && r->allow)
+        return http_defer(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
+    if (!r->route)
+        return http_defer(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+    if (match.model[0]) {
+        served_model *m =
+            model_name_valid(match.model) ? model_repo_find(&s->repo, match.model) : NULL;
         if (!m)
-            return defer(r, MHD_HTTP_NOT_FOUND, "unknown model '%.64s'", name);
+            return http_defer(r, MHD_HTTP_NOT_FOUND, "unknown model '%.64s'", match.model);
         r->model = m;
         r->due_ns = r->t0_ns + m->cfg.timeout_ms * 1000000;
     }
-    return post ? start_post(r) : MHD_YES;
-}
-
-static enum MHD_Result answer_get(request *r)
-{
-    switch (r->route) {
-    case ROUTE_METRICS: return api_metrics(r);
-    case ROUTE_V1_MODELS: return api_v1_models(r);
-    case ROUTE_V1_ALGORITHMS: return api_v1_algorithms(r);
-    case ROUTE_V2_SERVER: return api_v2_server(r);
-    case ROUTE_V2_MODEL: return api_v2_model(r);
-    case ROUTE_V2_MODEL_READY: return api_v2_model_ready(r);
-    case ROUTE_V2_LIVE:
-    case ROUTE_HEALTHZ:
-        return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "alive"));
-    case ROUTE_V2_READY: return api_v2_ready(r, true);
-    case ROUTE_READYZ: return api_v2_ready(r, false);
-    default: return http_respond_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
-    }
+    return r->route->post ? start_post(r) : MHD_YES;
 }
 
 static enum MHD_Result take_body(request *r, const char *data, size_t n)
 {
     server *s = r->srv;
     r->body_total += n;
-    if (r->deferred_status || !is_post_route(r->route))
+    if (r->deferred_status || !r->route->post)
         return r->body_total > 4 * s->cfg.max_body_bytes ? MHD_NO : MHD_YES; /* discarded */
     if (r->body_total > s->cfg.max_body_bytes) {
         /* MHD can only answer once the body is in: discard it (up to a
@@ -554,7 +420,7 @@ static enum MHD_Result take_body(request *r, const char *data, size_t n)
     while (r->body_total > r->budget_held) {
         if (!body_budget_take(&s->bodies, BUDGET_STEP)) {
             r->failed_reason = "memory_budget";
-            return defer(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+            return http_defer(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                          "request bodies in memory are at the server's limit of %zu bytes; "
                          "retry later",
                          s->bodies.limit);
@@ -580,8 +446,8 @@ static enum MHD_Result last_call(request *r)
                                 r->deferred_error);
         return respond_message(r, r->deferred_status, r->deferred_error);
     }
-    if (!is_post_route(r->route))
-        return answer_get(r);
+    if (!r->route->post)
+        return r->route->get(r);
     if (r->body_too_large)
         return http_respond_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                                   "the body is larger than the limit of %zu bytes",
@@ -591,7 +457,7 @@ static enum MHD_Result last_call(request *r)
                                   MAX_IMAGES_PER_REQUEST);
     if (r->bad_multipart)
         return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "malformed multipart body");
-    return r->route == ROUTE_CLASSIFY ? api_classify_admit(r) : api_v2_infer_admit(r);
+    return r->route->post->admit(r);
 }
 
 /* Resumed: the decode pool failed it, or the batcher is done with it. */
@@ -604,21 +470,21 @@ static enum MHD_Result finish(request *r)
         metric_add(m->timeouts, 1, r->model->name);
     if (r->failed_status)
         return respond_message(r, r->failed_status, r->failed_error);
-    if (r->job.status == JOB_SHUTDOWN)
-        return respond_busy(r, "shutting_down", r->job.error);
-    if (r->job.status == JOB_TIMEOUT) {
-        metric_add(m->timeouts, 1, r->model->name);
-        return http_respond_error(r, MHD_HTTP_GATEWAY_TIMEOUT, "no answer within %lld ms (%s)",
-                                  (long long)r->model->cfg.timeout_ms, r->job.error);
-    }
-    if (r->job.status == JOB_FAILED) {
+    if (r->job.status) {
+        http_answer a = http_answer_of(r->job.status);
+        if (a.status == MHD_HTTP_SERVICE_UNAVAILABLE)
+            return respond_busy(r, a.reason, r->job.error);
+        if (a.status == MHD_HTTP_GATEWAY_TIMEOUT) {
+            metric_add(m->timeouts, 1, r->model->name);
+            return http_respond_error(r, a.status, "no answer within %lld ms (%s)",
+                                      (long long)r->model->cfg.timeout_ms, r->job.error);
+        }
         metric_add(m->inference_failures, 1, r->model->name);
-        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "inference failed: %s",
-                                  r->job.error);
+        return http_respond_error(r, a.status, "inference failed: %s", r->job.error);
     }
     metric_observe(m->queue_seconds, r->job.queue_ms / 1e3, r->model->name);
     metric_observe(m->inference_seconds, r->job.inference_ms / 1e3, r->model->name);
-    return r->route == ROUTE_CLASSIFY ? api_classify_finish(r) : api_v2_infer_finish(r);
+    return r->route->post->finish(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -702,6 +568,16 @@ int http_fail(request *r, unsigned status, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     vfail(r, status, NULL, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int http_fail_status(request *r, engine_status st, const char *fmt, ...)
+{
+    http_answer a = http_answer_of(st);
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(r, a.status, a.reason, fmt, ap);
     va_end(ap);
     return -1;
 }

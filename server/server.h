@@ -55,21 +55,41 @@ typedef struct server {
     body_budget bodies;
 } server;
 
-typedef enum {
-    ROUTE_NONE = 0,
-    ROUTE_CLASSIFY,
-    ROUTE_V1_MODELS,
-    ROUTE_V1_ALGORITHMS,
-    ROUTE_V2_SERVER,
-    ROUTE_V2_LIVE,
-    ROUTE_V2_READY,
-    ROUTE_V2_MODEL,
-    ROUTE_V2_MODEL_READY,
-    ROUTE_V2_INFER,
-    ROUTE_METRICS,
-    ROUTE_HEALTHZ,
-    ROUTE_READYZ,
-} route_id;
+typedef struct request request;
+
+/* What a POST endpoint does at each step of its request (http.c calls
+ * them in this order; see the top of this file). */
+typedef struct {
+    enum MHD_Result (*start)(request *r);  /* the head is in: media type, query */
+    enum MHD_Result (*admit)(request *r);  /* the body is in: to the decode pool */
+    enum MHD_Result (*finish)(request *r); /* the job is done: the answer */
+} post_api;
+
+/* One endpoint (routes.c holds them all). */
+typedef struct {
+    const char *method;   /* "GET" (HEAD as well) or "POST" */
+    const char *pattern;  /* "/v1/models/{model}/classify" */
+    const char *endpoint; /* the metrics label */
+    enum MHD_Result (*get)(request *r);
+    const post_api *post;
+} route;
+
+typedef struct {
+    char model[80], version[32]; /* the captures */
+    const char *allow; /* when only the method is wrong: the methods the path takes */
+} route_match;
+
+/* http_status.c: the HTTP status for an engine status, and for 503s the
+ * reason counted in visiond_rejected_total. */
+typedef struct {
+    unsigned status;
+    const char *reason;
+} http_answer;
+http_answer http_answer_of(engine_status st);
+
+/* routes.c: the route for method and url, or NULL (m->allow says whether
+ * the path exists with other methods). */
+const route *route_find(const char *method, const char *url, route_match *m);
 
 typedef struct {
     char *data;
@@ -86,10 +106,11 @@ typedef enum {
 
 #define MAX_QUERY_ARGS 32
 
-typedef struct request {
+struct request {
     server *srv;
     struct MHD_Connection *conn;
-    route_id route;
+    const route *route;     /* NULL until routed, and for unknown paths */
+    const char *allow;      /* for a 405: the methods the path takes */
     const char *endpoint;   /* metrics label */
     served_model *model;
     int64_t t0_ns;
@@ -128,7 +149,7 @@ typedef struct request {
     int top_k;
     json_t *v2_outputs;     /* requested outputs, or NULL for all */
     json_t *v2_id;
-} request;
+};
 
 /* http.c: response helpers (each records the request in the metrics) */
 /* 503 with Retry-After, counted in visiond_rejected_total under `reason`. */
@@ -151,6 +172,9 @@ int http_fail(request *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int http_fail_busy(request *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* From prepare: a failure of the engine's kind (http_status.c maps it). */
+int http_fail_status(request *r, engine_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* From prepare: the body is no longer needed; its memory goes now. */
 void http_drop_body(request *r);
 int http_start(server *s, char *err, size_t errlen);
@@ -160,7 +184,16 @@ int http_start(server *s, char *err, size_t errlen);
 bool http_stop(server *s, int64_t wait_ms);
 int64_t http_now_ns(void);
 
+/* Records an answer decided before the body is read, given after it. */
+enum MHD_Result http_defer(request *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The request's media type, lower-cased, without parameters. */
+void http_media_type(request *r, char *out, size_t n);
+/* The body is multipart/form-data: its files become r->parts. */
+bool http_accept_multipart(request *r);
+
 /* api_v1.c */
+enum MHD_Result api_classify_start(request *r);
 enum MHD_Result api_classify_admit(request *r);
 int api_classify_prepare(request *r);
 enum MHD_Result api_classify_finish(request *r);
@@ -171,6 +204,7 @@ enum MHD_Result api_v2_server(request *r);
 enum MHD_Result api_v2_model(request *r);
 enum MHD_Result api_v2_model_ready(request *r);
 enum MHD_Result api_v2_ready(request *r, bool v2);
+enum MHD_Result api_v2_infer_start(request *r);
 enum MHD_Result api_v2_infer_admit(request *r);
 int api_v2_infer_prepare(request *r);
 enum MHD_Result api_v2_infer_finish(request *r);

@@ -20,6 +20,7 @@ applicable, and the report must show the forced algorithm was the one run.
 """
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -271,3 +272,47 @@ def test_blocked_pools_match_pytorch(cases_dir, tmp_path, case, isa):
     got = np.load(tmp_path / "y.npy")
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max() + 1e-5, case
+
+
+KEY = re.compile(r"^cpu:[^|]+\|threads\d+\|n\d+ c\d+ h\d+ w\d+\|m\d+ k\d+x\d+\|s\d+,\d+\|"
+                 r"d\d+,\d+\|p\d+,\d+,\d+,\d+\|g\d+\|nchw(16c)?>nchw(16c)?$")
+
+
+def test_one_policy_and_one_cache(cases_dir, tmp_path):
+    """The engine's selection policy on the CPU: "exhaustive" times every
+    algorithm that can run and writes the cache in the one key format;
+    "auto" then takes the cached choices; "heuristic" times nothing; a
+    name the backend does not have is refused with the names it has."""
+    path, _ = export("3x3", cases_dir)
+    cache = str(tmp_path / "algos.tsv")
+
+    def report(*extra):
+        r = run_visiond("bench", "--model", path, "--batch", str(BATCH), "--iters", "1",
+                        "--warmup", "0", "--algos", "--json", "--device", "cpu", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["algorithms"]
+
+    first = report("--conv-algo", "exhaustive", "--algo-cache", cache)
+    assert all(l["mode"] == "exhaustive" for l in first)
+    for layer in first:
+        timed = [c for c in layer["candidates"] if c["ms"] is not None and c["ms"] >= 0]
+        assert {c["name"] for c in timed} == \
+            {c["name"] for c in layer["candidates"] if c["status"] == "ok"}
+        assert layer["chosen"] == min(timed, key=lambda c: c["ms"])["name"]
+    lines = open(cache).read().splitlines()
+    assert len(lines) == len(first)
+    for line in lines:
+        key, algo, workspace, ms = line.split("\t")
+        assert KEY.match(key), key
+        assert int(workspace) >= 0 and float(ms) >= 0
+    again = report("--algo-cache", cache)  # auto: the cache's choices
+    assert [l["mode"] for l in again] == ["cached"] * len(first)
+    assert [l["chosen"] for l in again] == [l["chosen"] for l in first]
+    plain = report("--conv-algo", "heuristic", "--algo-cache", cache)
+    assert all(l["mode"] == "heuristic" for l in plain)
+    assert all(c["ms"] is None or c["ms"] < 0 for l in plain for c in l["candidates"])
+    r = run_visiond("bench", "--model", path, "--batch", "1", "--iters", "1", "--device", "cpu",
+                    "--conv-algo", "WINOGRAD_NONFUSED")
+    assert r.returncode != 0
+    assert "unknown convolution algorithm 'WINOGRAD_NONFUSED' for the cpu backend" in r.stderr
+    assert "winograd_nchw16c" in r.stderr

@@ -5,10 +5,12 @@ table, and images handed to the engine as bytes."""
 import json
 import os
 import re
+import subprocess
 
 import numpy as np
 
 from daemon import DEVICE, Daemon
+from visiond_test import BIN
 
 
 def config(tmp_path, **keys):
@@ -51,7 +53,18 @@ def test_algorithm_table(repo_dir):
         for layer in convs:
             names = [c["name"] for c in layer["candidates"]]
             assert layer["chosen"] in names
-            assert layer["mode"] in ("rule", "exhaustive", "heuristic", "cached", "forced")
+            assert layer["mode"] in ("exhaustive", "heuristic", "cached", "forced")
+        # the daemon and `visiond bench --algos` read the same report
+        r = subprocess.run([BIN, "bench", "--model", os.path.join(repo_dir, "squeezenet",
+                                                                   "model.onnx"),
+                            "--batch", "2", "--iters", "1", "--warmup", "0", "--algos", "--json",
+                            "--device", DEVICE], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        bench = json.loads(r.stdout)["algorithms"]
+        assert [(l["layer"], l["mode"], l["chosen"]) for l in bench] == \
+            [(l["layer"], l["mode"], l["chosen"]) for l in convs]
+        assert [[(c["name"], c["status"]) for c in l["candidates"]] for l in bench] == \
+            [[(c["name"], c["status"]) for c in l["candidates"]] for l in convs]
         if DEVICE == "cpu":
             # The CPU keeps activations in 16-channel blocks: the rule sends the
             # 3x3 expands with >= 32 input channels to blocked Winograd (fires

@@ -169,6 +169,10 @@ ERROR_CASES = [
     ("POST", "/v2/models/mnist/infer", b'{"inputs": 3}', {}, 400, "inputs"),
     ("GET", "/nowhere", None, {}, 404, "no such endpoint"),
     ("GET", "/v2/models/nosuch", None, {}, 404, "unknown model"),
+    ("GET", "/v2/models/mnist/versions/1/infer", None, {}, 405, "not allowed"),
+    ("POST", "/v2/health/live", b"", {}, 405, "not allowed"),
+    ("GET", "/v2/models/mnist/extra/segments", None, {}, 404, "no such endpoint"),
+    ("GET", "/v1/models//classify", None, {}, 404, "no such endpoint"),
 ]
 
 
@@ -180,8 +184,35 @@ def test_errors_are_json_and_daemon_keeps_serving(daemon, method, path, body, he
     assert hdrs.get("Content-Type") == "application/json"
     assert words in json.loads(data)["error"]
     if status == 405:
-        assert "Allow" in hdrs
+        assert hdrs.get("Allow") == ("POST" if path.endswith(("/classify", "/infer"))
+                                     else "GET, HEAD"), hdrs
     assert daemon.request("GET", "/readyz")[0] == 200
+
+
+ROUTES = [
+    # every endpoint of the route table, as a client writes it: (method, path, status)
+    ("GET", "/metrics", 200), ("GET", "/healthz", 200), ("GET", "/readyz", 200),
+    ("GET", "/v1/models", 200), ("GET", "/v1/models/", 200),
+    ("GET", "/v1/models/mnist/algorithms", 200), ("GET", "/v2", 200), ("GET", "/v2/", 200),
+    ("GET", "/v2/health/live", 200), ("HEAD", "/v2/health/live", 200),
+    ("GET", "/v2/health/ready", 200), ("GET", "/v2/models/mnist", 200),
+    ("GET", "/v2/models/mnist/versions/1", 200), ("GET", "/v2/models/mnist/ready", 200),
+    ("GET", "/v2/models/mnist/versions/1/ready", 200),
+]
+
+
+@pytest.mark.parametrize("method,path,status", ROUTES)
+def test_every_route_answers(daemon, method, path, status):
+    assert daemon.request(method, path)[0] == status
+
+
+def test_infer_with_a_version_in_the_path(daemon):
+    body = json.dumps({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                                   "data": [0.0] * 784}]}).encode()
+    for path in ("/v2/models/mnist/infer", "/v2/models/mnist/versions/1/infer"):
+        got, _, data = daemon.request("POST", path, body, {"Content-Type": "application/json"})
+        assert got == 200, data
+        assert json.loads(data)["outputs"][0]["shape"] == [1, 10]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
