@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../engine/algo_cache.h"
+#include "../engine/preproc.h"
 #include "cpu_kernels.h"
 #include "cpu_nchwc.h"
 
@@ -202,10 +203,10 @@ static engine_status pack_weights(cpu_ctx *c, const plan *p, const plan_step *st
     return ENGINE_OK;
 }
 
-static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *const *inputs);
+static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const void *const *inputs);
 
 static void conv_buffers_of(const cpu_ctx *c, const plan *p, const plan_step *st,
-                            cpu_conv_algo a, const float *const *inputs, conv_buffers *b)
+                            cpu_conv_algo a, const void *const *inputs, conv_buffers *b)
 {
     const graph_node *n = &p->g->nodes[st->node];
     int slot = pack_slot(a);
@@ -403,7 +404,7 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
     return ENGINE_OK;
 }
 
-static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const float *const *inputs)
+static void *value_ptr(const cpu_ctx *c, const plan *p, int v, const void *const *inputs)
 {
     if (v < 0)
         return NULL;
@@ -429,7 +430,7 @@ static int64_t prod(const shape_t *s, int from, int to)
 }
 
 static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const plan *p, int i,
-                              const float *const *inputs, engine_error *err)
+                              const void *const *inputs, engine_error *err)
 {
     const plan_step *st = &p->steps[i];
     const graph_node *n = &p->g->nodes[st->node];
@@ -582,6 +583,23 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
     case OP_CAST:
         memcpy(OUT(0), IN(0), (size_t)shape_numel(xs) * sizeof(float));
         break;
+    case OP_NORMALIZE_IMAGE: { /* images as bytes, or the model's input as it is */
+        const uint8_t *bytes = value_ptr(c, p, n->inputs[1], inputs);
+        if (!bytes) {
+            memcpy(OUT(0), IN(0), (size_t)shape_numel(xs) * sizeof(float));
+            break;
+        }
+        int64_t images = xs->dim[0], ch = xs->dim[1];
+        size_t plane = (size_t)(xs->dim[2] * xs->dim[3]);
+        float *y = OUT(0);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t b = 0; b < images; b++)
+            for (int64_t k = 0; k < ch; k++)
+                preproc_normalize_channel(bytes + (size_t)b * plane * (size_t)ch, plane, (int)ch,
+                                          (int)k, n->p.norm.mul, n->p.norm.add, n->p.norm.bgr,
+                                          y + (size_t)b * plane * (size_t)ch);
+        break;
+    }
     default:
         return engine_fail(err, ENGINE_E_UNSUPPORTED, "the CPU backend cannot run %s (node '%s')",
                            op_name(n->op), n->name);
@@ -596,7 +614,7 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static engine_status cpu_run(void *ctx, void *prepared, const plan *p, const float *const *inputs,
+static engine_status cpu_run(void *ctx, void *prepared, const plan *p, const void *const *inputs,
                              void *const *outputs, double *step_ms, engine_error *err)
 {
     cpu_ctx *c = ctx;

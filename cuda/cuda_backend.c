@@ -8,8 +8,8 @@
  * request path. One stream per engine instance carries every copy, kernel,
  * cuDNN and cuBLAS call. On an integrated GPU (Jetson) the staging buffers
  * are mapped host memory that kernels read and write in place, instead of
- * being copied. Images can arrive as bytes (run_u8) and are normalised by
- * a kernel, so they cross the bus at a quarter of the size.
+ * being copied. Images arrive as bytes at the graph's NormalizeImage node,
+ * which a kernel runs, so they cross the bus at a quarter of the size.
  *
  * It is built as a shared module, libvisiond_cuda.so, which the registry
  * loads when it and its libraries are there (engine/backend_registry.c).
@@ -201,9 +201,6 @@ static engine_status reserve_buffers(cuda_ctx *c, const plan *p, cuda_prepared *
         total += (plan_value_bytes(p, g->inputs[i]) + 255) & ~(size_t)255;
     }
     pr->in_total = total;
-    pr->u8_offset = total; /* room for input 0 as bytes: a quarter of its floats */
-    if (g->n_inputs)
-        total += (plan_value_bytes(p, g->inputs[0]) / sizeof(float) + 255) & ~(size_t)255;
     size_t staging = total;
     total = 0;
     for (int i = 0; i < g->n_outputs; i++) {
@@ -562,6 +559,16 @@ static engine_status run_step(cuda_ctx *c, const cuda_prepared *pr, const plan *
     case OP_CAST:
         GPU_CHECK(cudaMemcpyAsync(y, x, (size_t)numel * sizeof(float), cudaMemcpyDeviceToDevice, s));
         return ENGINE_OK;
+    case OP_NORMALIZE_IMAGE: /* images as bytes, or the model's input as it is */
+        if (!c->given[p->values[n->inputs[1]].input_index]) {
+            GPU_CHECK(cudaMemcpyAsync(y, x, (size_t)numel * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, s));
+            return ENGINE_OK;
+        }
+        GPU_CHECK(k_normalize_u8(s, cuda_value_ptr(c, pr, p, n->inputs[1]), y, xs->dim[0],
+                                 xs->dim[2], xs->dim[3], (int)xs->dim[1], n->p.norm.mul,
+                                 n->p.norm.add, n->p.norm.bgr));
+        return ENGINE_OK;
     default:
         return engine_fail(err, ENGINE_E_UNSUPPORTED, "the CUDA backend cannot run %s (node '%s')",
                            op_name(n->op), n->name);
@@ -603,47 +610,23 @@ static engine_status run_steps(cuda_ctx *c, const cuda_prepared *pr, const plan 
     return ENGINE_OK;
 }
 
-static engine_status run(void *ctx, void *prepared, const plan *p, const float *const *inputs,
+static engine_status run(void *ctx, void *prepared, const plan *p, const void *const *inputs,
                          void *const *outputs, double *step_ms, engine_error *err)
 {
     cuda_ctx *c = ctx;
     cuda_prepared *pr = prepared;
     GPU_CHECK(cudaSetDevice(c->device));
     const graph *g = p->g;
-    for (int i = 0; i < g->n_inputs; i++) {
+    for (int i = 0; i < g->n_inputs; i++) { /* what is given crosses the bus; images as bytes */
         size_t bytes = plan_value_bytes(p, g->inputs[i]);
-        if (bytes)
-            memcpy(c->h_in + pr->in_offset[i], inputs[i], bytes);
+        c->given[i] = inputs[i] != NULL;
+        if (!bytes || !inputs[i])
+            continue;
+        memcpy(c->h_in + pr->in_offset[i], inputs[i], bytes);
+        if (!c->integrated)
+            GPU_CHECK(cudaMemcpyAsync(c->d_in + pr->in_offset[i], c->h_in + pr->in_offset[i],
+                                      bytes, cudaMemcpyHostToDevice, c->stream));
     }
-    if (!c->integrated && pr->in_total)
-        GPU_CHECK(cudaMemcpyAsync(c->d_in, c->h_in, pr->in_total, cudaMemcpyHostToDevice,
-                                  c->stream));
-    return run_steps(c, pr, p, outputs, step_ms, err);
-}
-
-/* Images as bytes: they cross the bus into their own staging area and a
- * kernel writes the normalised floats where input 0 lives. */
-static engine_status run_u8(void *ctx, void *prepared, const plan *p, const uint8_t *images,
-                            const preproc_params *norm, void *const *outputs, double *step_ms,
-                            engine_error *err)
-{
-    cuda_ctx *c = ctx;
-    cuda_prepared *pr = prepared;
-    GPU_CHECK(cudaSetDevice(c->device));
-    int ch = preproc_channels(norm);
-    size_t bytes = plan_value_bytes(p, p->g->inputs[0]) / sizeof(float);
-    memcpy(c->h_in + pr->u8_offset, images, bytes);
-    if (!c->integrated)
-        GPU_CHECK(cudaMemcpyAsync(c->d_in + pr->u8_offset, c->h_in + pr->u8_offset, bytes,
-                                  cudaMemcpyHostToDevice, c->stream));
-    float mul[3], add[3];
-    for (int k = 0; k < ch; k++) { /* the arithmetic of preproc_normalize */
-        mul[k] = norm->scale / norm->std[k];
-        add[k] = -norm->mean[k] / norm->std[k];
-    }
-    GPU_CHECK(k_normalize_u8(c->stream, (const uint8_t *)(c->d_in + pr->u8_offset),
-                             (float *)(c->d_in + pr->in_offset[0]), p->batch, norm->height,
-                             norm->width, ch, mul, add, norm->color == PREPROC_BGR));
     return run_steps(c, pr, p, outputs, step_ms, err);
 }
 
@@ -672,7 +655,6 @@ static const backend_ops cuda_backend_ops = {
     .prepare = prepare,
     .release = release,
     .run = run,
-    .run_u8 = run_u8,
     .algo_report = algo_report,
 };
 

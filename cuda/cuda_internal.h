@@ -51,6 +51,7 @@ typedef struct {
     char *h_out;           /* pinned output staging */
     size_t out_bytes;
     cudaEvent_t ev_start, ev_stop;
+    bool given[CUDA_MAX_IO]; /* this run's inputs that were given (NormalizeImage's choice) */
 } cuda_ctx;
 
 typedef struct {
@@ -59,7 +60,6 @@ typedef struct {
     void **folded;         /* per value: device copy of a constant this plan folded */
     size_t in_offset[CUDA_MAX_IO], out_offset[CUDA_MAX_IO];
     size_t in_total, out_total;
-    size_t u8_offset;      /* staging for input 0 as bytes (run_u8), after the float inputs */
 } cuda_prepared;
 
 /* Device address of value v for this plan. */

@@ -21,7 +21,6 @@
 #include "engine.h"
 #include "graph.h"
 #include "plan.h"
-#include "preproc.h"
 #include "tensor_ops.h"
 
 typedef struct {
@@ -72,17 +71,13 @@ typedef struct backend_ops {
     engine_status (*load_weights)(void *ctx, const graph *g, engine_error *err);
     engine_status (*prepare)(void *ctx, const plan *p, void **prepared, engine_error *err);
     void (*release)(void *ctx, void *prepared);
-    /* inputs: one host float buffer per graph input; outputs: one host
-     * buffer per graph output, filled on return. step_ms, when not NULL,
-     * receives each step's wall time. */
-    engine_status (*run)(void *ctx, void *prepared, const plan *p, const float *const *inputs,
+    /* inputs: one host buffer per graph input, or NULL for one not given
+     * (a NormalizeImage node gets exactly one of its two inputs: images as
+     * bytes or the model's floats); outputs: one host buffer per graph
+     * output, filled on return. step_ms, when not NULL, receives each
+     * step's wall time. */
+    engine_status (*run)(void *ctx, void *prepared, const plan *p, const void *const *inputs,
                          void *const *outputs, double *step_ms, engine_error *err);
-    /* Optional. As run, with input 0 given as 8-bit images (batch x H x W x C)
-     * that the backend normalises itself (on a GPU: images cross the bus as
-     * bytes). NULL: the engine normalises on the CPU and calls run. */
-    engine_status (*run_u8)(void *ctx, void *prepared, const plan *p, const uint8_t *images,
-                            const preproc_params *norm, void *const *outputs, double *step_ms,
-                            engine_error *err);
     /* Optional. How the algorithm of step `step` was chosen at prepare;
      * false when the step has no choice to report. */
     bool (*algo_report)(void *ctx, void *prepared, const plan *p, int step,

@@ -30,7 +30,7 @@ struct batcher {
     int n_in, n_out;
     int64_t *in_elems, *out_elems;
     size_t *out_size;
-    preproc_params u8;   /* valid when cfg.u8_images */
+    size_t image_bytes;  /* per item, for jobs of images as bytes (cfg.image_jobs) */
     int max_batch;   /* items per batch */
     int fixed_batch; /* > 0: the engine only runs this batch; short batches are padded */
 
@@ -178,7 +178,7 @@ static void *runner_main(void *arg)
         int run_n = b->fixed_batch ? b->fixed_batch : n;
         bool u8 = b->batch[0].job->u8;
         for (int k = 0; k < b->n_in; k++) {
-            size_t per = (size_t)b->in_elems[k] * (k == 0 && u8 ? 1 : sizeof(float));
+            size_t per = k == 0 && u8 ? b->image_bytes : (size_t)b->in_elems[k] * sizeof(float);
             char *dst = b->batch_in[k];
             for (int i = 0; i < n; i++)
                 memcpy(dst + (size_t)i * per,
@@ -190,7 +190,7 @@ static void *runner_main(void *arg)
         engine_error err = {0};
         int64_t t0 = clock_monotonic_ns();
         engine_status st =
-            u8 ? engine_run_u8(b->e, run_n, b->batch_in[0], &b->u8, b->batch_out, &err)
+            u8 ? engine_run_images(b->e, run_n, b->batch_in[0], b->batch_out, &err)
                : engine_run(b->e, run_n, (const float *const *)b->batch_in, b->batch_out, &err);
         int64_t t1 = clock_monotonic_ns();
         double ms = (double)(t1 - t0) / 1e6;
@@ -262,13 +262,9 @@ engine_status batcher_create(engine *e, const batcher_config *cfg, batcher **out
         return engine_fail(err, ENGINE_E_ARG, "the engine was loaded for batches up to %d, not %d",
                            engine_max_batch(e), want);
     }
-    if (cfg->u8_images) {
-        if (b->n_in != 1) {
-            free(b);
-            return engine_fail(err, ENGINE_E_ARG, "byte images need a model with one input");
-        }
-        b->u8 = *cfg->u8_images;
-        b->cfg.u8_images = &b->u8;
+    if (cfg->image_jobs && !(b->image_bytes = engine_image_bytes(e))) {
+        free(b);
+        return engine_fail(err, ENGINE_E_ARG, "image jobs need an engine with an image input");
     }
     b->cap = cfg->max_queue_size;
     b->ring = calloc((size_t)b->cap, sizeof *b->ring);
@@ -386,7 +382,7 @@ void batcher_destroy(batcher *b)
 
 batcher_result batcher_submit(batcher *b, batch_job *job)
 {
-    if (job->n_items < 1 || !job->on_done || (job->u8 && !b->cfg.u8_images))
+    if (job->n_items < 1 || !job->on_done || (job->u8 && !b->cfg.image_jobs))
         return BATCHER_BAD_JOB;
     pthread_mutex_lock(&b->mu);
     batcher_result r = BATCHER_OK;

@@ -21,17 +21,16 @@
 #include <stdint.h>
 
 #include "engine.h"
-#include "preproc.h"
 
 typedef struct {
     int max_batch_size;
     int64_t max_queue_delay_us;
     int max_queue_size;  /* items */
     int64_t timeout_ms;
-    /* When set, jobs may give input 0 as 8-bit images (height x width x
-     * channels per item, job->u8) that the engine normalises as this says;
-     * a batch never mixes byte and float jobs. */
-    const preproc_params *u8_images;
+    /* When set, jobs may give images as bytes (job->u8) that enter the
+     * model at its image input (engine_set_image_input, engine_run_images);
+     * a batch never mixes image and tensor jobs. */
+    bool image_jobs;
     /* called by the runner after each batch (metrics); may be NULL */
     void (*observe_batch)(void *user, int batch_size, double inference_ms);
     void *user;
@@ -42,7 +41,7 @@ struct batch_job {
     /* filled by the submitter */
     int n_items;
     void **inputs;    /* per model input: n_items consecutive items */
-    bool u8;          /* input 0 holds 8-bit images instead of floats (see u8_images) */
+    bool u8;          /* input 0 holds images as bytes (see image_jobs) */
     void **outputs;   /* per model output: room for n_items items */
     void (*on_done)(batch_job *job);
     void *user;

@@ -16,6 +16,7 @@
 #include "preproc.h"
 
 #define ENGINE_MAX_BATCH 4096
+#define ENGINE_MAX_INPUTS 64
 
 struct engine {
     graph *g;
@@ -37,7 +38,13 @@ struct engine {
     engine_status inject_status;
     long runs;
     const atomic_bool *cancel;
-    float *staging;    /* images normalised here for backends without run_u8 */
+    int model_inputs;  /* the model's own inputs; the image entry comes after them */
+    int image_input;   /* graph input index of the images as bytes, or -1 */
+    size_t image_bytes;/* bytes of one image */
+    bool started;      /* engine_start done: a backend holds the graph */
+    /* engine_options, kept from engine_open for engine_start */
+    engine_options opt;
+    char device[32], conv_algo[48], algo_cache_path[1024];
 };
 
 /* "cuda:1" -> name "cuda", index 1; "cpu" -> "cpu", 0. */
@@ -186,7 +193,22 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
 }
 
 /* Takes ownership of g. */
-static engine_status engine_from_graph(graph *g, const char *path, const engine_options *opt,
+/* Keeps the options engine_start needs, strings copied. */
+static void keep_options(engine *e, const engine_options *opt)
+{
+    if (opt)
+        e->opt = *opt;
+    snprintf(e->device, sizeof e->device, "%s", opt && opt->device ? opt->device : "auto");
+    snprintf(e->conv_algo, sizeof e->conv_algo, "%s", opt && opt->conv_algo ? opt->conv_algo : "");
+    snprintf(e->algo_cache_path, sizeof e->algo_cache_path, "%s",
+             opt && opt->algo_cache ? opt->algo_cache : "");
+    e->opt.device = e->device;
+    e->opt.conv_algo = e->conv_algo[0] ? e->conv_algo : NULL;
+    e->opt.algo_cache = e->algo_cache_path[0] ? e->algo_cache_path : NULL;
+}
+
+/* Takes ownership of g: passes, batch sizes; no backend yet. */
+static engine_status engine_open_graph(graph *g, const char *path, const engine_options *opt,
                                        engine **out, engine_error *err)
 {
     engine *e = calloc(1, sizeof *e);
@@ -197,6 +219,9 @@ static engine_status engine_from_graph(graph *g, const char *path, const engine_
     pthread_mutex_init(&e->lock, NULL);
     e->g = g;
     e->cancel = opt ? opt->cancel : NULL;
+    e->model_inputs = g->n_inputs;
+    e->image_input = -1;
+    keep_options(e, opt);
     engine_status st = cancelled(e, err);
     if (st)
         goto fail;
@@ -241,13 +266,6 @@ static engine_status engine_from_graph(graph *g, const char *path, const engine_
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = pick_backend(e, opt, err)) || (st = cancelled(e, err)))
-        goto fail;
-    if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
-        goto fail;
-    plan *p;
-    if ((st = get_plan(e, e->max_batch, &p, NULL, err)))
-        goto fail;
     *out = e;
     return ENGINE_OK;
 fail:
@@ -255,13 +273,45 @@ fail:
     return st;
 }
 
-engine_status engine_load(const char *path, const engine_options *opt, engine **out,
+engine_status engine_start(engine *e, engine_error *err)
+{
+    if (e->started)
+        return ENGINE_OK;
+    engine_status st;
+    if ((st = pick_backend(e, &e->opt, err)) || (st = cancelled(e, err)))
+        return st;
+    if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
+        return st;
+    plan *p;
+    if ((st = get_plan(e, e->max_batch, &p, NULL, err)))
+        return st;
+    e->started = true;
+    return ENGINE_OK;
+}
+
+engine_status engine_open(const char *path, const engine_options *opt, engine **out,
                           engine_error *err)
 {
     *out = NULL;
     graph *g;
     engine_status st = onnx_import_file(path, &g, err);
-    return st ? st : engine_from_graph(g, path, opt, out, err);
+    return st ? st : engine_open_graph(g, path, opt, out, err);
+}
+
+/* engine_open + engine_start. */
+static engine_status opened_and_started(engine_status st, engine **out, engine_error *err)
+{
+    if (!st && (st = engine_start(*out, err))) {
+        engine_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+engine_status engine_load(const char *path, const engine_options *opt, engine **out,
+                          engine_error *err)
+{
+    return opened_and_started(engine_open(path, opt, out, err), out, err);
 }
 
 engine_status engine_load_buffer(const void *data, size_t size, const char *label,
@@ -270,7 +320,60 @@ engine_status engine_load_buffer(const void *data, size_t size, const char *labe
     *out = NULL;
     graph *g;
     engine_status st = onnx_import_buffer(data, size, label, &g, err);
-    return st ? st : engine_from_graph(g, label, opt, out, err);
+    if (!st)
+        st = engine_open_graph(g, label, opt, out, err);
+    return opened_and_started(st, out, err);
+}
+
+/* The image entry: images as bytes (batch x H x W x C) become graph input
+ * `model_inputs`, and one NormalizeImage node in front of input 0 turns
+ * them into what the model reads; every node that read input 0 reads the
+ * node's output instead. Tensors still enter at input 0: the node then
+ * passes them through. */
+engine_status engine_set_image_input(engine *e, const struct preproc_params *norm,
+                                     engine_error *err)
+{
+    graph *g = e->g;
+    if (e->started || e->image_input >= 0)
+        return engine_fail(err, ENGINE_E_ARG, "the image input is set once, before engine_start");
+    int channels = preproc_channels(norm);
+    const graph_value *x = &g->values[g->inputs[0]];
+    if (e->model_inputs != 1 || x->shape.rank != 4 || x->dtype != DTYPE_FLOAT32 ||
+        x->shape.dim[1] != channels || x->shape.dim[2] != norm->height ||
+        x->shape.dim[3] != norm->width)
+        return engine_fail(err, ENGINE_E_ARG,
+                           "%dx%d images with %d channels do not match the model's input",
+                           norm->width, norm->height, channels);
+    if (g->n_inputs + 1 > ENGINE_MAX_INPUTS)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "more than %d inputs", ENGINE_MAX_INPUTS);
+    int xv = g->inputs[0];
+    int bytes = graph_add_value_unique(g, "image_bytes", err);
+    int normalised = bytes < 0 ? -1 : graph_add_value_unique(g, "image_normalised", err);
+    int *inputs = normalised < 0 ? NULL
+                                 : realloc(g->inputs, sizeof *g->inputs * (size_t)(g->n_inputs + 1));
+    if (!inputs)
+        return normalised < 0 ? ENGINE_E_NOMEM : engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    g->inputs = inputs;
+    graph_value *b = &g->values[bytes];
+    b->dtype = DTYPE_UINT8;
+    b->shape = (shape_t){4, {g->values[xv].shape.dim[0], norm->height, norm->width, channels}};
+    graph_replace_uses(g, xv, normalised);
+    graph_node *n = graph_add_node(g, OP_NORMALIZE_IMAGE, "image_entry", 2, 1, err);
+    if (!n)
+        return ENGINE_E_NOMEM;
+    n->inputs[0] = xv;
+    n->inputs[1] = bytes;
+    n->outputs[0] = normalised;
+    for (int c = 0; c < channels; c++) { /* (v * scale - mean) / std */
+        n->p.norm.mul[c] = norm->scale / norm->std[c];
+        n->p.norm.add[c] = -norm->mean[c] / norm->std[c];
+    }
+    n->p.norm.bgr = norm->color == PREPROC_BGR;
+    g->values[normalised].producer = g->n_nodes - 1;
+    e->image_input = g->n_inputs;
+    g->inputs[g->n_inputs++] = bytes;
+    e->image_bytes = (size_t)norm->width * (size_t)norm->height * (size_t)channels;
+    return graph_sort(g, err);
 }
 
 void engine_free(engine *e)
@@ -293,7 +396,6 @@ void engine_free(engine *e)
     free(e->plans);
     free(e->prepared);
     free(e->fb_prepared);
-    free(e->staging);
     algo_cache_close(&e->algo_choices);
     graph_free(e->g);
     pthread_mutex_destroy(&e->lock);
@@ -302,7 +404,7 @@ void engine_free(engine *e)
 
 int engine_input_count(const engine *e)
 {
-    return e->g->n_inputs;
+    return e->model_inputs;
 }
 
 int engine_output_count(const engine *e)
@@ -312,7 +414,7 @@ int engine_output_count(const engine *e)
 
 engine_status engine_input_info(const engine *e, int i, engine_tensor_info *info)
 {
-    if (i < 0 || i >= e->g->n_inputs)
+    if (i < 0 || i >= e->model_inputs)
         return ENGINE_E_ARG;
     const graph_value *v = &e->g->values[e->g->inputs[i]];
     info->name = v->name;
@@ -362,7 +464,7 @@ engine_status engine_prepare(engine *e, int batch, engine_error *err)
 
 /* Runs a batch the primary backend failed on the CPU backend instead,
  * creating that backend (and its state for this batch) on first need. */
-static engine_status run_fallback(engine *e, plan *p, const float *const *inputs,
+static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
                                   void *const *outputs, double *layer_ms, engine_error *err)
 {
     engine_error fe = {0};
@@ -389,21 +491,9 @@ static engine_status run_fallback(engine *e, plan *p, const float *const *inputs
     return ENGINE_OK;
 }
 
-/* 8-bit images -> floats in e->staging, for backends without run_u8. */
-static engine_status normalize_images(engine *e, int batch, const uint8_t *images,
-                                      const preproc_params *norm, engine_error *err)
-{
-    size_t per = (size_t)norm->width * (size_t)norm->height * (size_t)preproc_channels(norm);
-    if (!e->staging && !(e->staging = malloc(per * (size_t)e->max_batch * sizeof(float))))
-        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
-    for (int i = 0; i < batch; i++)
-        preproc_normalize(images + (size_t)i * per, norm, e->staging + (size_t)i * per);
-    return ENGINE_OK;
-}
-
-/* Caller holds e->lock. Exactly one of inputs and images is set. */
-static engine_status run_locked(engine *e, int batch, const float *const *inputs,
-                                const uint8_t *images, const preproc_params *norm,
+/* Caller holds e->lock. `inputs` holds one pointer per graph input, the
+ * image entry's included (NULL where not given). */
+static engine_status run_locked(engine *e, int batch, const void *const *inputs,
                                 void *const *outputs, double *layer_ms, engine_error *err)
 {
     plan *p;
@@ -411,68 +501,62 @@ static engine_status run_locked(engine *e, int batch, const float *const *inputs
     engine_status st = get_plan(e, batch, &p, &pr, err);
     if (st)
         return st;
-    const float *floats[1];
-    if (images && !e->be->run_u8) { /* normalise here, then run as floats */
-        if ((st = normalize_images(e, batch, images, norm, err)))
-            return st;
-        floats[0] = e->staging;
-        inputs = floats;
-        images = NULL;
-    }
     bool inject = e->inject_every && ++e->runs % e->inject_every == 0;
     if (inject)
         st = engine_fail(err, e->inject_status, "injected %s (testing aid)",
                          e->inject_status == ENGINE_E_BACKEND ? "device fault"
                                                               : engine_status_name(e->inject_status));
-    else if (images)
-        st = e->be->run_u8(e->be_ctx, pr, p, images, norm, outputs, layer_ms, err);
     else
         st = e->be->run(e->be_ctx, pr, p, inputs, outputs, layer_ms, err);
     if (st != ENGINE_E_BACKEND)
         return st;
-    if (images) { /* the CPU needs floats */
-        engine_error ne = {0};
-        if (normalize_images(e, batch, images, norm, &ne))
-            return engine_fail(err, ENGINE_E_NOMEM, "%s", ne.message);
-        floats[0] = e->staging;
-        inputs = floats;
-    }
     return run_fallback(e, p, inputs, outputs, layer_ms, err);
+}
+
+/* The model's inputs, with the image entry (if any) not given. */
+static engine_status run_tensors(engine *e, int batch, const float *const *inputs,
+                                 void *const *outputs, double *layer_ms, engine_error *err)
+{
+    const void *all[ENGINE_MAX_INPUTS + 1] = {0};
+    if (e->g->n_inputs > ENGINE_MAX_INPUTS)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "more than %d inputs", ENGINE_MAX_INPUTS);
+    for (int i = 0; i < e->model_inputs; i++)
+        all[i] = inputs[i];
+    pthread_mutex_lock(&e->lock);
+    engine_status st = run_locked(e, batch, all, outputs, layer_ms, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
 }
 
 engine_status engine_run_profiled(engine *e, int batch, const float *const *inputs,
                                   void *const *outputs, double *layer_ms, engine_error *err)
 {
-    pthread_mutex_lock(&e->lock);
-    engine_status st = run_locked(e, batch, inputs, NULL, NULL, outputs, layer_ms, err);
-    pthread_mutex_unlock(&e->lock);
-    return st;
+    return run_tensors(e, batch, inputs, outputs, layer_ms, err);
 }
 
 engine_status engine_run(engine *e, int batch, const float *const *inputs, void *const *outputs,
                          engine_error *err)
 {
-    return engine_run_profiled(e, batch, inputs, outputs, NULL, err);
+    return run_tensors(e, batch, inputs, outputs, NULL, err);
 }
 
-engine_status engine_run_u8(engine *e, int batch, const uint8_t *images,
-                            const preproc_params *norm, void *const *outputs, engine_error *err)
+engine_status engine_run_images(engine *e, int batch, const uint8_t *images, void *const *outputs,
+                                engine_error *err)
 {
-    if (e->g->n_inputs != 1)
-        return engine_fail(err, ENGINE_E_ARG, "byte images need a model with one input");
-    const shape_t *s = &e->g->values[e->g->inputs[0]].shape;
-    if (s->rank != 4 || s->dim[1] != preproc_channels(norm) || s->dim[2] != norm->height ||
-        s->dim[3] != norm->width)
-        return engine_fail(err, ENGINE_E_ARG, "the images do not match the model's input");
+    if (e->image_input < 0)
+        return engine_fail(err, ENGINE_E_ARG, "this engine has no image input "
+                                              "(engine_set_image_input)");
+    const void *all[ENGINE_MAX_INPUTS + 1] = {0};
+    all[e->image_input] = images;
     pthread_mutex_lock(&e->lock);
-    engine_status st = run_locked(e, batch, NULL, images, norm, outputs, NULL, err);
+    engine_status st = run_locked(e, batch, all, outputs, NULL, err);
     pthread_mutex_unlock(&e->lock);
     return st;
 }
 
-bool engine_prefers_u8(const engine *e)
+size_t engine_image_bytes(const engine *e)
 {
-    return e->be->run_u8 != NULL;
+    return e->image_input >= 0 ? e->image_bytes : 0;
 }
 
 long engine_fallback_count(const engine *e)

@@ -73,6 +73,21 @@ typedef struct {
 
 engine_status engine_load(const char *path, const engine_options *opt, engine **out,
                           engine_error *err);
+/* engine_load in two steps, for a caller that adds an image input between
+ * them: open imports and optimises the graph (engine_input_info works),
+ * start puts it on a backend. engine_free frees an engine in either state. */
+engine_status engine_open(const char *path, const engine_options *opt, engine **out,
+                          engine_error *err);
+engine_status engine_start(engine *e, engine_error *err);
+
+/* Between open and start: images enter the model as bytes (batch x height
+ * x width x channels), normalised as `norm` says by a node of the graph
+ * that every backend runs (engine_run_images); the model's float input
+ * still takes tensors (engine_run). The model must have one N x C x H x W
+ * input matching norm's size and channels. */
+struct preproc_params;
+engine_status engine_set_image_input(engine *e, const struct preproc_params *norm,
+                                     engine_error *err);
 /* The same from an ONNX file's bytes in memory; `label` names it in errors. */
 engine_status engine_load_buffer(const void *data, size_t size, const char *label,
                                  const engine_options *opt, engine **out, engine_error *err);
@@ -127,15 +142,12 @@ typedef struct {
 engine_status engine_layer_algos(engine *e, int batch, int layer, engine_algo_report *out,
                                  engine_error *err);
 
-/* 8-bit images in, for backends that normalise on the device: input 0 is
- * batch x height x width x channels bytes, normalised as norm says
- * (preproc.h). Backends without that ability get floats normalised here. */
-struct preproc_params;
-engine_status engine_run_u8(engine *e, int batch, const uint8_t *images,
-                            const struct preproc_params *norm, void *const *outputs,
-                            engine_error *err);
-/* Whether the backend would rather get bytes (true on a GPU). */
-bool engine_prefers_u8(const engine *e);
+/* images: `batch` images of engine_image_bytes() each, as
+ * engine_set_image_input described them. */
+engine_status engine_run_images(engine *e, int batch, const uint8_t *images, void *const *outputs,
+                                engine_error *err);
+/* Bytes of one image at the image input; 0 when there is none. */
+size_t engine_image_bytes(const engine *e);
 
 /* Batches that failed on the primary backend and ran on the CPU instead. */
 long engine_fallback_count(const engine *e);

@@ -44,6 +44,7 @@ static const char *const op_names[OP_COUNT] = {
     [OP_REDUCE_MEAN] = "ReduceMean",
     [OP_DROPOUT] = "Dropout",
     [OP_IDENTITY] = "Identity",
+    [OP_NORMALIZE_IMAGE] = "NormalizeImage",
 };
 
 const char *op_name(op_t op)

@@ -57,6 +57,11 @@ typedef enum {
     OP_REDUCE_MEAN,
     OP_DROPOUT,
     OP_IDENTITY,
+    /* not from ONNX: the engine's image entry (engine_set_image_input).
+     * Inputs: 0 the model's float input (N, C, H, W), 1 images as bytes
+     * (N, H, W, C); at run time exactly one of them is given. Output: the
+     * normalised images, or input 0 as it is. */
+    OP_NORMALIZE_IMAGE,
     OP_COUNT
 } op_t;
 
@@ -133,6 +138,10 @@ typedef union {
     struct {
         int64_t axis, num_outputs;
     } split;             /* Split */
+    struct {
+        float mul[3], add[3]; /* per channel: y = v * mul + add */
+        bool bgr;             /* channel c of the output is channel 2 - c of the bytes */
+    } norm;              /* NormalizeImage */
 } op_params;
 
 typedef struct {

@@ -113,7 +113,8 @@ static engine_status check_runtime_node(const plan *p, const graph *g, const gra
                                    "input %d ('%s') must be a constant (an initializer), but it "
                                    "is computed at run time",
                                    k, g->values[v].name);
-        } else if (pv->dtype != DTYPE_FLOAT32) {
+        } else if (pv->dtype != DTYPE_FLOAT32 &&
+                   !(n->op == OP_NORMALIZE_IMAGE && pv->dtype == DTYPE_UINT8)) {
             return engine_fail(err, ENGINE_E_UNSUPPORTED,
                                "input %d ('%s') is a %s tensor computed at run time; visiond "
                                "computes int64 tensors only from constants",

@@ -169,15 +169,25 @@ out:
     return st;
 }
 
+void preproc_normalize_channel(const uint8_t *hwc, size_t plane, int channels, int c,
+                               const float *mul, const float *add, bool bgr, float *chw)
+{
+    int src_c = bgr ? 2 - c : c; /* decoded pixels are RGB */
+    float a = mul[c], b = add[c];
+    float *dst = chw + (size_t)c * plane;
+    for (size_t i = 0; i < plane; i++)
+        dst[i] = (float)hwc[i * (size_t)channels + (size_t)src_c] * a + b;
+}
+
 void preproc_normalize(const uint8_t *hwc, const preproc_params *p, float *chw)
 {
     int ch = preproc_channels(p);
-    size_t plane = (size_t)p->width * (size_t)p->height;
-    for (int c = 0; c < ch; c++) {
-        int src_c = p->color == PREPROC_BGR ? 2 - c : c; /* decoded pixels are RGB */
-        float a = p->scale / p->std[c], b = -p->mean[c] / p->std[c];
-        float *dst = chw + (size_t)c * plane;
-        for (size_t i = 0; i < plane; i++)
-            dst[i] = (float)hwc[i * (size_t)ch + (size_t)src_c] * a + b;
+    float mul[3], add[3];
+    for (int c = 0; c < ch; c++) { /* (v * scale - mean) / std */
+        mul[c] = p->scale / p->std[c];
+        add[c] = -p->mean[c] / p->std[c];
     }
+    for (int c = 0; c < ch; c++)
+        preproc_normalize_channel(hwc, (size_t)p->width * (size_t)p->height, ch, c, mul, add,
+                                  p->color == PREPROC_BGR, chw);
 }

@@ -53,5 +53,9 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
                                engine_error *err);
 /* width x height x channels bytes -> channels x height x width floats. */
 void preproc_normalize(const uint8_t *hwc, const preproc_params *p, float *chw);
+/* The same for one output channel c of `plane` pixels: v * mul[c] + add[c]
+ * (the graph's NormalizeImage node runs this on the CPU). */
+void preproc_normalize_channel(const uint8_t *hwc, size_t plane, int channels, int c,
+                               const float *mul, const float *add, bool bgr, float *chw);
 
 #endif

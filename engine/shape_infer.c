@@ -626,7 +626,7 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_CONCAT: case OP_FLATTEN:
     case OP_RESHAPE: case OP_TRANSPOSE: case OP_SLICE: case OP_SPLIT: case OP_SQUEEZE:
     case OP_UNSQUEEZE: case OP_GATHER: case OP_SHAPE: case OP_CAST: case OP_IDENTITY:
-    case OP_DROPOUT: case OP_PAD:
+    case OP_DROPOUT: case OP_PAD: case OP_NORMALIZE_IMAGE:
         break;
     default: {
         engine_status st = expect_float(n, in, err);
@@ -760,6 +760,17 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
     case OP_IDENTITY:
         out[0] = (tensor_desc){in[0].dtype, *x, NULL};
         return ENGINE_OK;
+    case OP_NORMALIZE_IMAGE: {
+        const shape_t *b = &in[1].shape;
+        if (in[0].dtype != DTYPE_FLOAT32 || x->rank != 4 || in[1].dtype != DTYPE_UINT8 ||
+            b->rank != 4 || b->dim[0] != x->dim[0] || b->dim[1] != x->dim[2] ||
+            b->dim[2] != x->dim[3] || b->dim[3] != x->dim[1])
+            return FAIL("images %s do not match the input %s", shape_format(b, s1, sizeof s1),
+                        shape_format(x, s2, sizeof s2));
+        out[0] = (tensor_desc){DTYPE_FLOAT32, *x, NULL};
+        *flops = 2 * numel;
+        return ENGINE_OK;
+    }
     default:
         return engine_fail(err, ENGINE_E_UNSUPPORTED, "no shape inference for %s", op_name(n->op));
     }

@@ -7,6 +7,7 @@ size_t dtype_size(dtype_t t)
 {
     switch (t) {
     case DTYPE_FLOAT32: return 4;
+    case DTYPE_UINT8: return 1;
     case DTYPE_INT64: return 8;
     default: return 0;
     }
@@ -16,6 +17,7 @@ const char *dtype_name(dtype_t t)
 {
     switch (t) {
     case DTYPE_FLOAT32: return "float32";
+    case DTYPE_UINT8: return "uint8";
     case DTYPE_INT64: return "int64";
     default: return "undefined";
     }

@@ -21,6 +21,7 @@
 typedef enum {
     DTYPE_UNDEFINED = 0,
     DTYPE_FLOAT32 = 1, /* the ONNX TensorProto.DataType numbers */
+    DTYPE_UINT8 = 2,   /* images, entering through OP_NORMALIZE_IMAGE only */
     DTYPE_INT64 = 7,
 } dtype_t;
 

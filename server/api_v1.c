@@ -89,17 +89,13 @@ int api_classify_prepare(request *r)
     const server_config *cfg = &r->srv->cfg;
     int n = r->job.n_items;
     bool multipart = r->n_parts > 0;
-    if (request_alloc_job(r, n, m->u8_images))
+    if (request_alloc_job(r, n, true))
         return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
     int64_t t0 = http_now_ns();
     size_t pixels = (size_t)pre->width * (size_t)pre->height * (size_t)preproc_channels(pre);
-    uint8_t *hwc = malloc(pixels);
-    if (!hwc)
-        return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
     image_decode_hint hint = preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
         if (i > 0 && http_now_ns() > r->due_ns) { /* many costly images: the request's time is up */
-            free(hwc);
             return http_fail(r, MHD_HTTP_GATEWAY_TIMEOUT,
                              "no answer within %lld ms (decoding %d images took longer)",
                              (long long)m->cfg.timeout_ms, n);
@@ -111,22 +107,18 @@ int api_classify_prepare(request *r)
                             .max_bytes = cfg->max_decode_bytes,
                             .max_scans = cfg->max_jpeg_scans,
                             .max_cpu_ms = cfg->decode_timeout_ms};
-        /* bytes go to the engine as they are (normalised on the device), or as floats */
-        uint8_t *dst = m->u8_images ? (uint8_t *)r->input_ptrs[0] + (size_t)i * pixels : hwc;
+        /* bytes go to the engine as they are: the model's graph normalises them */
+        uint8_t *dst = (uint8_t *)r->input_ptrs[0] + (size_t)i * pixels;
         if (image_decode(b->data, b->len, pre->color == PREPROC_GRAY ? IMAGE_GRAY : IMAGE_RGB,
                          &lim, &hint, &img, &e) ||
             preproc_resample(&img, pre, dst, &e)) {
             image_free(&img);
-            free(hwc);
             if (n > 1)
                 return http_fail_status(r, e.status, "image %d: %s", i + 1, e.message);
             return http_fail_status(r, e.status, "%s", e.message);
         }
         image_free(&img);
-        if (!m->u8_images)
-            preproc_normalize(hwc, pre, (float *)r->input_ptrs[0] + (size_t)i * pixels);
     }
-    free(hwc);
     http_drop_body(r);
     r->preprocess_ms = (double)(http_now_ns() - t0) / 1e6;
     metric_observe(server_metrics_get()->preprocess_seconds, r->preprocess_ms / 1e3, m->name);
@@ -207,7 +199,6 @@ static json_t *model_json(const served_model *m)
                                   (json_int_t)c->max_queue_delay_us, "max_queue_size",
                                   c->max_queue_size, "timeout_ms", (json_int_t)c->timeout_ms));
     json_object_set_new(o, "backend", json_string(m->backend));
-    json_object_set_new(o, "image_transfer", json_string(m->u8_images ? "bytes" : "floats"));
     return o;
 }
 

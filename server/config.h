@@ -11,12 +11,13 @@
  *    "max_connections": 2048, "max_connections_per_ip": 256,
  *    "head_timeout_ms": 10000, "body_timeout_ms": 60000, "idle_timeout_s": 60}
  *
- * conv_algo: "auto" (on a GPU: "exhaustive", time every convolution
- * algorithm per layer and batch size), "heuristic", or one algorithm's name
- * (IMPLICIT_GEMM, WINOGRAD, im2col_gemm, ...). algo_cache: a file keeping
+ * conv_algo: "auto" (the cached choice, else on a GPU time every
+ * convolution algorithm per layer and batch size, on the CPU its ranking
+ * rule), "heuristic", "exhaustive", or one algorithm's name (IMPLICIT_GEMM,
+ * WINOGRAD, im2col_gemm, winograd_nchw16c, ...). algo_cache: a file keeping
  * measured choices across restarts. workspace_mb: what one convolution may
- * use. image_transfer: "auto" sends images to a GPU as bytes (normalised
- * there) and to the CPU as floats; "bytes" or "floats" force one.
+ * use. image_transfer: obsolete, accepted and ignored (images always reach
+ * the engine as bytes and the model's graph normalises them).
  * inject_faults: a testing aid, every Nth batch fails as a device fault
  * would, to exercise the CPU fallback.
  *
@@ -53,7 +54,7 @@ typedef struct {
     char conv_algo[40];
     char algo_cache[1024];
     int workspace_mb;
-    char image_transfer[16]; /* auto, bytes, floats */
+    char image_transfer[16]; /* obsolete: accepted, ignored */
     int inject_faults;
     /* what one image may cost to decode */
     int max_jpeg_scans;

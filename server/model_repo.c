@@ -144,11 +144,10 @@ static int load_model(served_model *m, const model_load_options *o, char *err,
                          .inject_faults = o->inject_faults,
                          .cancel = o->cancel};
     engine_error e = {0};
-    if (engine_load(path, &eo, &m->engine, &e)) {
+    if (engine_open(path, &eo, &m->engine, &e)) {
         snprintf(err, errlen, "%s", e.message);
         return -1;
     }
-    snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
     engine_tensor_info in;
     engine_input_info(m->engine, 0, &in);
     m->image_input = engine_input_count(m->engine) == 1 && in.rank == 4 &&
@@ -160,19 +159,25 @@ static int load_model(served_model *m, const model_load_options *o, char *err,
             snprintf(err, errlen, "%s/model.json: %s", m->dir, detail);
             return -1;
         }
+        /* images enter the model as bytes; the graph normalises them */
+        if (engine_set_image_input(m->engine, &m->cfg.pre, &e)) {
+            snprintf(err, errlen, "%s", e.message);
+            return -1;
+        }
     } else if (found) {
         log_msg(LOG_INFO, "model %s: its input is not an image (N, C, H, W); only "
                           "/v2/models/%s/infer serves it",
                 m->name, m->name);
     }
+    if (engine_start(m->engine, &e)) {
+        snprintf(err, errlen, "%s", e.message);
+        return -1;
+    }
+    snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
     if (load_labels(m, err, errlen))
         return -1;
-    const char *transfer = o->image_transfer ? o->image_transfer : "auto";
-    m->u8_images = m->image_input &&
-                   (strcmp(transfer, "bytes") == 0 ||
-                    (strcmp(transfer, "auto") == 0 && engine_prefers_u8(m->engine)));
     batcher_config bc = {.max_batch_size = m->cfg.max_batch_size,
-                         .u8_images = m->image_input ? &m->cfg.pre : NULL,
+                         .image_jobs = m->image_input,
                          .max_queue_delay_us = m->cfg.max_queue_delay_us,
                          .max_queue_size = m->cfg.max_queue_size,
                          .timeout_ms = m->cfg.timeout_ms,
@@ -206,7 +211,7 @@ void model_repo_load_all(model_repo *r, const model_load_options *o)
             continue;
         }
         log_msg(LOG_INFO, "model %s ready: %s, batches up to %d, %s", m->name,
-                !m->image_input ? "tensors" : m->u8_images ? "images as bytes" : "images",
+                !m->image_input ? "tensors" : "images",
                 batcher_max_batch(m->batcher), m->backend);
         atomic_store(&m->state, MODEL_READY);
     }

@@ -30,7 +30,6 @@ typedef struct {
     int n_labels;
     int64_t classes;   /* elements per image of the first output */
     bool image_input;  /* one (N, C, H, W) input with C = 1 or 3: /classify works */
-    bool u8_images;    /* /classify hands the engine bytes, normalised on the device */
     char backend[256];
 } served_model;
 
@@ -42,7 +41,7 @@ typedef struct {
 typedef struct {
     const char *device;
     int threads;
-    const char *conv_algo, *algo_cache, *image_transfer;
+    const char *conv_algo, *algo_cache;
     size_t workspace_limit;
     int inject_faults;
     void (*observe_batch)(void *model, int batch_size, double inference_ms);

@@ -163,7 +163,6 @@ int cli_serve(int argc, char **argv)
     loader ld = {.s = s,
                  .opts = {.device = s->cfg.device, .threads = s->cfg.threads,
                           .conv_algo = s->cfg.conv_algo, .algo_cache = s->cfg.algo_cache,
-                          .image_transfer = s->cfg.image_transfer,
                           .workspace_limit = (size_t)s->cfg.workspace_mb << 20,
                           .inject_faults = s->cfg.inject_faults,
                           .observe_batch = server_observe_batch, .cancel = &s->stopping}};

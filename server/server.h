@@ -215,7 +215,7 @@ const server_metrics *server_metrics_get(void);
 void server_observe_batch(void *model, int batch_size, double inference_ms);
 
 /* Allocates the job's input and output buffers for n items; with u8, input
- * 0 holds 8-bit images (the model's u8_images path). */
+ * 0 holds images as bytes (they enter at the model's image input). */
 int request_alloc_job(request *r, int n_items, bool u8);
 /* JSON helpers */
 json_t *json_float(double v); /* null for NaN and infinities */

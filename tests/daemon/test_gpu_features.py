@@ -78,20 +78,36 @@ def test_algorithm_table(repo_dir):
         assert d.stop() == 0
 
 
-def test_images_as_bytes_give_the_same_answers(repo_dir, tmp_path):
+def test_images_and_tensors_enter_the_same_graph(repo_dir, tmp_path):
+    """An image POSTed to /classify enters the model as bytes and the
+    graph's NormalizeImage node normalises it; the same image preprocessed
+    by `visiond preprocess` and sent as an FP32 tensor to /v2 enters after
+    it. Both must give the same scores."""
     photos = [os.path.join("/usr/share/darknet/data", p) for p in ("dog.jpg", "eagle.jpg")]
-    answers = {}
-    for transfer in ("floats", "bytes"):
-        d = Daemon(repo_dir, config=config(tmp_path, image_transfer=transfer)).start()
-        try:
-            status, body = d.json("GET", "/v1/models")
-            sq = next(m for m in body["models"] if m["name"] == "squeezenet")
-            assert sq["image_transfer"] == transfer
-            answers[transfer] = [d.classify("squeezenet", open(p, "rb").read(), "image/jpeg",
-                                            top_k=5)[1]["results"][0]["predictions"]
-                                 for p in photos]
-        finally:
-            assert d.stop() == 0
-    for a, b in zip(answers["floats"], answers["bytes"]):
-        assert [p["index"] for p in a] == [p["index"] for p in b]
-        np.testing.assert_allclose([p["score"] for p in a], [p["score"] for p in b], rtol=1e-6)
+    d = Daemon(repo_dir).start()
+    try:
+        for i, photo in enumerate(photos):
+            status, body = d.classify("squeezenet", open(photo, "rb").read(), "image/jpeg",
+                                      top_k=5)
+            assert status == 200, body
+            as_bytes = body["results"][0]["predictions"]
+            npy = str(tmp_path / f"x{i}.npy")
+            r = subprocess.run([BIN, "preprocess", "--model-dir",
+                                os.path.join(repo_dir, "squeezenet"), "--image", photo,
+                                "--output", npy], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            x = np.load(npy)
+            status, out = d.json("POST", "/v2/models/squeezenet/infer", json.dumps(
+                {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                             "data": x.ravel().tolist()}]}).encode(),
+                {"Content-Type": "application/json"})
+            assert status == 200, out
+            logits = np.array(out["outputs"][0]["data"], dtype=np.float64)
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            top = np.argsort(-probs)[:5]
+            assert [p["index"] for p in as_bytes] == list(top)
+            np.testing.assert_allclose([p["score"] for p in as_bytes], probs[top], rtol=1e-4,
+                                       atol=1e-6)
+    finally:
+        assert d.stop() == 0
