@@ -197,7 +197,14 @@ conformance-test: all
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	$(PYTEST) tests/conformance tests/onnx_node tests/loader
 
-daemon-test: all
+# A backend module for the tests: a device that fails every batch
+# (tests/modules/testdev_backend.c), loaded from a folder of its own.
+TEST_MODULE := $(BUILD)/testmod/libvisiond_testdev.so
+$(TEST_MODULE): tests/modules/testdev_backend.c engine/backend.h $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -shared -o $@ $<
+
+daemon-test: all $(TEST_MODULE)
 	$(PYTEST) tests/daemon
 
 # The CUDA backend: skipped, with the reason shown, where there is no GPU.
@@ -236,7 +243,7 @@ arm-check: $(BUILD)/gen/onnx.pb-c.h
 # The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (leaks included): the engine on every conformance model, the loader's
 # failure paths, and the daemon over HTTP.
-sanitizer-test:
+sanitizer-test: $(TEST_MODULE)
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-san SAN=1 CUDA=0 DEPS=0 all
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	VISIOND_BIN=$(abspath $(BUILD))-san/visiond ASAN_OPTIONS=detect_leaks=1 \

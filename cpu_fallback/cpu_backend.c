@@ -17,6 +17,7 @@
 #include "../engine/algo_cache.h"
 #include "../engine/preproc.h"
 #include "cpu_kernels.h"
+#include "cpu_layout.h"
 #include "cpu_nchwc.h"
 
 typedef struct {
@@ -110,6 +111,18 @@ static void cpu_destroy(void *ctx)
 static const char *cpu_describe(void *ctx)
 {
     return ((cpu_ctx *)ctx)->description;
+}
+
+/* A 4-D float activation may be kept in 16-channel blocks (cpu_layout.h):
+ * room for its channels rounded up. */
+static size_t cpu_value_room(const plan *p, int v)
+{
+    const plan_value *pv = &p->values[v];
+    if (pv->dtype != DTYPE_FLOAT32 || pv->shape.rank != 4)
+        return plan_value_bytes(p, v);
+    shape_t s = pv->shape;
+    s.dim[1] = (s.dim[1] + CPU_BLOCK - 1) / CPU_BLOCK * CPU_BLOCK;
+    return (size_t)shape_numel(&s) * sizeof(float);
 }
 
 static unsigned cpu_capabilities(void *ctx)
@@ -670,6 +683,7 @@ const backend_ops cpu_backend_ops = {
     .destroy = cpu_destroy,
     .describe = cpu_describe,
     .capabilities = cpu_capabilities,
+    .value_room = cpu_value_room,
     .load_weights = cpu_load_weights,
     .prepare = cpu_prepare,
     .release = cpu_release,

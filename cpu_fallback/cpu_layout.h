@@ -6,7 +6,7 @@
  * pooling window works on whole vectors, and no im2col copy is needed.
  * Channels past C (up to a multiple of 16) are padding: they hold finite
  * values that nothing reads into a result; the plan reserves room for them
- * (plan_value_room).
+ * because the backend asks it to (cpu_backend.c, value_room).
  *
  * The decision is one pass over a plan: values that must share a layout
  * (the input and output of a pool, an element-wise op, a depthwise
@@ -27,7 +27,7 @@
 
 #include "../engine/plan.h"
 
-#define CPU_BLOCK 16 /* channels per block; equals PLAN_CHANNEL_BLOCK */
+#define CPU_BLOCK 16 /* channels per block */
 
 /* Fills blocked[v] for every value of the plan's graph (false for
  * constants, inputs and anything kept NCHW). Returns false on out of memory. */

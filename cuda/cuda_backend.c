@@ -630,6 +630,25 @@ static engine_status run(void *ctx, void *prepared, const plan *p, const void *c
     return run_steps(c, pr, p, outputs, step_ms, err);
 }
 
+/* The operators run_step has a case for. */
+static bool supports_step(void *ctx, const plan *p, int step, char *why, size_t n)
+{
+    (void)ctx;
+    const graph_node *node = &p->g->nodes[p->steps[step].node];
+    switch (node->op) {
+    case OP_CONV: case OP_GEMM: case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL:
+    case OP_DIV: case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID:
+    case OP_HARD_SIGMOID: case OP_HARD_SWISH: case OP_EXP: case OP_MAXPOOL: case OP_AVGPOOL:
+    case OP_GLOBAL_AVGPOOL: case OP_GLOBAL_MAXPOOL: case OP_BATCHNORM: case OP_LRN:
+    case OP_SOFTMAX: case OP_CONCAT: case OP_SPLIT: case OP_SLICE: case OP_TRANSPOSE: case OP_PAD:
+    case OP_GATHER: case OP_REDUCE_MEAN: case OP_CAST: case OP_NORMALIZE_IMAGE:
+        return true;
+    default:
+        snprintf(why, n, "no CUDA kernel for %s", op_name(node->op));
+        return false;
+    }
+}
+
 static bool algo_report(void *ctx, void *prepared, const plan *p, int step,
                         engine_algo_report *out)
 {
@@ -651,6 +670,7 @@ static const backend_ops cuda_backend_ops = {
     .destroy = destroy,
     .describe = describe,
     .capabilities = capabilities,
+    .supports_step = supports_step,
     .load_weights = load_weights,
     .prepare = prepare,
     .release = release,

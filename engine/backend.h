@@ -68,6 +68,16 @@ typedef struct backend_ops {
     /* one line for logs and `visiond info`: library, kernel, threads, device */
     const char *(*describe)(void *ctx);
     unsigned (*capabilities)(void *ctx);
+    /* Optional: whether it can run step `step` of plan p (operator and
+     * attributes as planned), with `why` filled when not. NULL: every step.
+     * The engine asks before load_weights, and places a model where every
+     * step can run. */
+    bool (*supports_step)(void *ctx, const plan *p, int step, char *why, size_t n);
+    /* Optional: bytes the arena must hold for value v of a plan, when the
+     * backend keeps it in a layout larger than its bytes (the CPU's
+     * 16-channel blocks); NULL: exactly its bytes. The engine makes this
+     * backend's plans with it (plan_create_for). */
+    size_t (*value_room)(const plan *p, int v);
     engine_status (*load_weights)(void *ctx, const graph *g, engine_error *err);
     engine_status (*prepare)(void *ctx, const plan *p, void **prepared, engine_error *err);
     void (*release)(void *ctx, void *prepared);

@@ -32,6 +32,7 @@ struct engine {
     /* CPU fallback for batches the primary backend fails, made on first need */
     const backend_ops *fb;
     void *fb_ctx;
+    plan **fb_plans;   /* the host's own plans, when the primary's do not suit it */
     void **fb_prepared;
     long fallbacks;
     int inject_every;
@@ -156,6 +157,16 @@ static engine_status cancelled(const engine *e, engine_error *err)
                : ENGINE_OK;
 }
 
+/* A plan as backend `be` wants it: its room per value, its in-place
+ * residuals. */
+static engine_status plan_for(const backend_ops *be, void *ctx, const graph *g, int batch,
+                              const plan *layout, plan **out, engine_error *err)
+{
+    unsigned flags =
+        be->capabilities(ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE ? PLAN_RESIDUAL_IN_PLACE : 0;
+    return plan_create_for(g, batch, layout, flags, be->value_room, out, err);
+}
+
 /* Caller holds e->lock (or is engine_load). */
 static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
                               engine_error *err)
@@ -172,10 +183,7 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
             return cst;
         const plan *layout = batch == e->max_batch ? NULL : e->plans[e->max_batch];
         plan *p;
-        unsigned flags = e->be->capabilities(e->be_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE
-                             ? PLAN_RESIDUAL_IN_PLACE
-                             : 0;
-        engine_status st = plan_create(e->g, batch, layout, flags, &p, err);
+        engine_status st = plan_for(e->be, e->be_ctx, e->g, batch, layout, &p, err);
         if (st)
             return st;
         void *pr = NULL;
@@ -260,9 +268,10 @@ static engine_status engine_open_graph(graph *g, const char *path, const engine_
     e->plans = calloc((size_t)e->max_batch + 1, sizeof *e->plans);
     e->prepared = calloc((size_t)e->max_batch + 1, sizeof *e->prepared);
     e->fb_prepared = calloc((size_t)e->max_batch + 1, sizeof *e->fb_prepared);
+    e->fb_plans = calloc((size_t)e->max_batch + 1, sizeof *e->fb_plans);
     e->inject_every = opt && opt->inject_faults > 0 ? opt->inject_faults : 0;
     e->inject_status = opt && opt->inject_status ? opt->inject_status : ENGINE_E_BACKEND;
-    if (!e->plans || !e->prepared || !e->fb_prepared) {
+    if (!e->plans || !e->prepared || !e->fb_prepared || !e->fb_plans) {
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -273,12 +282,70 @@ fail:
     return st;
 }
 
+/* The steps the chosen backend cannot run, named in `list`; 0 when it runs
+ * them all. */
+static int unsupported_steps(engine *e, char *list, size_t n, engine_error *err)
+{
+    list[0] = '\0';
+    if (!e->be->supports_step)
+        return 0;
+    plan *p;
+    if (plan_for(e->be, e->be_ctx, e->g, e->max_batch, NULL, &p, err))
+        return -1;
+    int count = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        char why[128] = "";
+        if (e->be->supports_step(e->be_ctx, p, i, why, sizeof why))
+            continue;
+        const graph_node *node = &e->g->nodes[p->steps[i].node];
+        size_t used = strlen(list);
+        if (count < 4)
+            snprintf(list + used, n - used, "%s'%s' (%s)", count ? ", " : "", node->name, why);
+        else if (count == 4)
+            snprintf(list + used, n - used, ", ...");
+        count++;
+    }
+    plan_free(p);
+    return count;
+}
+
+/* A model goes where every step can run: on the chosen backend, else (for
+ * device "auto") on the host, with one note naming the steps that stopped
+ * it; a device asked for by name fails naming them. */
+static engine_status place(engine *e, engine_error *err)
+{
+    char list[400];
+    int bad = unsupported_steps(e, list, sizeof list, err);
+    if (bad < 0)
+        return err->status ? err->status : ENGINE_E_NOMEM;
+    if (bad == 0)
+        return ENGINE_OK;
+    if (strcmp(e->device, "auto") != 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED,
+                           "device '%s' cannot run %d step%s of this model: %s", e->device, bad,
+                           bad == 1 ? "" : "s", list);
+    const backend_ops *host = backend_host();
+    snprintf(e->note, sizeof e->note, "the %s backend cannot run %d step%s of this model (%s): "
+             "running it on the %s", e->be->name, bad, bad == 1 ? "" : "s", list,
+             host ? host->name : "host");
+    e->be->destroy(e->be_ctx);
+    e->be_ctx = NULL;
+    if (!(e->be = host))
+        return engine_fail(err, ENGINE_E_BACKEND, "no host backend");
+    backend_config cfg = {.threads = e->opt.threads,
+                          .cache = e->opt.algo_cache ? &e->algo_choices : NULL,
+                          .workspace_limit = e->opt.workspace_limit};
+    engine_status st = algo_policy_parse(e->opt.conv_algo, e->be->conv_algorithms, e->be->name,
+                                         &cfg.policy, err);
+    return st ? st : e->be->create(&cfg, &e->be_ctx, err);
+}
+
 engine_status engine_start(engine *e, engine_error *err)
 {
     if (e->started)
         return ENGINE_OK;
     engine_status st;
-    if ((st = pick_backend(e, &e->opt, err)) || (st = cancelled(e, err)))
+    if ((st = pick_backend(e, &e->opt, err)) || (st = place(e, err)) || (st = cancelled(e, err)))
         return st;
     if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
         return st;
@@ -386,6 +453,8 @@ void engine_free(engine *e)
                 e->be->release(e->be_ctx, e->prepared[b]);
             if (e->fb_prepared && e->fb_prepared[b])
                 e->fb->release(e->fb_ctx, e->fb_prepared[b]);
+            if (e->fb_plans)
+                plan_free(e->fb_plans[b]);
             plan_free(e->plans[b]);
         }
     }
@@ -396,6 +465,7 @@ void engine_free(engine *e)
     free(e->plans);
     free(e->prepared);
     free(e->fb_prepared);
+    free(e->fb_plans);
     algo_cache_close(&e->algo_choices);
     graph_free(e->g);
     pthread_mutex_destroy(&e->lock);
@@ -462,13 +532,17 @@ engine_status engine_prepare(engine *e, int batch, engine_error *err)
     return st;
 }
 
-/* Runs a batch the primary backend failed on the CPU backend instead,
- * creating that backend (and its state for this batch) on first need. */
+/* Runs a batch the primary backend failed on the host backend instead,
+ * creating that backend (and its plan and state for this batch) on first
+ * need. The primary's plan serves when the host would plan it the same
+ * way; else the host gets its own (a GPU's plan has no room for the CPU's
+ * channel blocks). */
 static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
                                   void *const *outputs, double *layer_ms, engine_error *err)
 {
     engine_error fe = {0};
     engine_status st = ENGINE_OK;
+    int b = p->batch;
     if (!e->fb_ctx) {
         backend_config cfg = {0};
         if (!(e->fb = backend_host()))
@@ -480,10 +554,16 @@ static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
             e->fb_ctx = NULL;
         }
     }
-    if (!st && !e->fb_prepared[p->batch])
-        st = e->fb->prepare(e->fb_ctx, p, &e->fb_prepared[p->batch], &fe);
+    bool same_plan = !st && e->fb->value_room == e->be->value_room &&
+                     (e->fb->capabilities(e->fb_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE) ==
+                         (e->be->capabilities(e->be_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE);
+    if (!st && !same_plan && !e->fb_plans[b])
+        st = plan_for(e->fb, e->fb_ctx, e->g, b, NULL, &e->fb_plans[b], &fe);
+    plan *fp = same_plan ? p : e->fb_plans[b];
+    if (!st && !e->fb_prepared[b])
+        st = e->fb->prepare(e->fb_ctx, fp, &e->fb_prepared[b], &fe);
     if (!st)
-        st = e->fb->run(e->fb_ctx, e->fb_prepared[p->batch], p, inputs, outputs, layer_ms, &fe);
+        st = e->fb->run(e->fb_ctx, e->fb_prepared[b], fp, inputs, outputs, layer_ms, &fe);
     if (st)
         return engine_fail(err, st, "%s; the fallback on the host failed too: %s", err->message,
                            fe.message);

@@ -19,12 +19,11 @@ size_t plan_value_bytes(const plan *p, int v)
 
 size_t plan_value_room(const plan *p, int v)
 {
-    const plan_value *pv = &p->values[v];
-    if (pv->dtype != DTYPE_FLOAT32 || pv->shape.rank != 4)
-        return plan_value_bytes(p, v);
-    shape_t s = pv->shape;
-    s.dim[1] = (s.dim[1] + PLAN_CHANNEL_BLOCK - 1) / PLAN_CHANNEL_BLOCK * PLAN_CHANNEL_BLOCK;
-    return (size_t)shape_numel(&s) * sizeof(float);
+    size_t bytes = plan_value_bytes(p, v);
+    if (!p->room)
+        return bytes;
+    size_t room = p->room(p, v);
+    return room > bytes ? room : bytes;
 }
 
 void plan_free(plan *p)
@@ -412,11 +411,19 @@ static engine_status copy_layout(plan *p, const plan *layout, const graph *g, en
 engine_status plan_create(const graph *g, int batch, const plan *layout, unsigned flags,
                           plan **out, engine_error *err)
 {
+    return plan_create_for(g, batch, layout, flags, NULL, out, err);
+}
+
+engine_status plan_create_for(const graph *g, int batch, const plan *layout, unsigned flags,
+                              size_t (*room)(const plan *p, int v), plan **out,
+                              engine_error *err)
+{
     *out = NULL;
     plan *p = calloc(1, sizeof *p);
     if (!p)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
     p->g = g;
+    p->room = room;
     p->batch = batch;
     p->values = calloc((size_t)g->n_values + 1, sizeof *p->values);
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);

@@ -73,6 +73,8 @@ typedef struct plan {
     int64_t flops;
     void **owned;       /* payloads of constants this plan folded */
     int n_owned, cap_owned;
+    /* the backend's room for a value (plan_create_for), or NULL: its bytes */
+    size_t (*room)(const struct plan *p, int v);
 } plan;
 
 /* Flags of plan_create. PLAN_RESIDUAL_IN_PLACE: a convolution with a fused
@@ -87,15 +89,19 @@ typedef struct plan {
  * batch size up to the largest. */
 engine_status plan_create(const graph *g, int batch, const plan *layout, unsigned flags,
                           plan **out, engine_error *err);
+/* The same for a backend that asks for more room than a value's bytes for
+ * some values (backend_ops.value_room: the CPU keeps 4-D activations in
+ * 16-channel blocks); `layout` must have been made with the same `room`. */
+engine_status plan_create_for(const graph *g, int batch, const plan *layout, unsigned flags,
+                              size_t (*room)(const plan *p, int v), plan **out,
+                              engine_error *err);
 void plan_free(plan *p);
 
 /* Bytes a value occupies for this plan. */
 size_t plan_value_bytes(const plan *p, int v);
 
-/* Bytes the arena reserves for a value: its bytes, except that a 4-D float
- * activation gets room for its channels rounded up to PLAN_CHANNEL_BLOCK,
- * so a backend may keep it channel-blocked (the CPU backend's NCHW16c). */
-#define PLAN_CHANNEL_BLOCK 16
+/* Bytes the arena reserves for a value: what the plan's backend asked for
+ * (plan_create_for), else its bytes. */
 size_t plan_value_room(const plan *p, int v);
 
 #endif

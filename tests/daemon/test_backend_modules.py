@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from daemon import Daemon
-from visiond_test import BIN, ROOT
+from visiond_test import BIN, BUILD, ROOT
 
 MNIST = os.path.join(ROOT, "models", "mnist", "model.onnx")
 MODULE = os.path.join(os.path.dirname(BIN), "libvisiond_cuda.so")
@@ -123,3 +123,71 @@ def test_a_broken_module_is_named_and_skipped(tmp_path, repo_dir):
         p.wait(30)
     assert any("backend broken: not used: its module did not load" in l for l in lines), lines
     assert any("backend cpu: " in l for l in lines), lines
+
+
+TESTDEV = os.path.join(BUILD, "testmod", "libvisiond_testdev.so")
+needs_testdev = pytest.mark.skipif(not os.path.exists(TESTDEV),
+                                   reason="make daemon-test builds the test module")
+
+
+def with_testdev(tmp_path):
+    """The binary with the test device's module beside it (and no other)."""
+    return lone_binary(tmp_path, {"libvisiond_testdev.so": open(TESTDEV, "rb").read()})
+
+
+@needs_testdev
+def test_device_faults_are_answered_by_the_host_with_its_own_plans(tmp_path, repo_dir):
+    """The test device has the highest priority, so `auto` puts every model
+    on it; it plans without the CPU's channel-block room and fails every
+    batch. Each batch is re-run on the CPU through plans of the CPU's own
+    (squeezenet's 1000-channel classifier does not fill its last block):
+    answers as from a CPU daemon, every batch counted as a fallback."""
+    photo = open("/usr/share/darknet/data/dog.jpg", "rb").read()
+    digit = open(os.path.join(ROOT, "models", "mnist", "sample-7.png"), "rb").read()
+    answers = {}
+    for name, binary in (("cpu", BIN), ("testdev", with_testdev(tmp_path))):
+        d = Daemon(repo_dir, binary=binary, extra_args=["--device", "auto"]).start()
+        try:
+            got = []
+            for _ in range(3):
+                status, body = d.classify("squeezenet", photo, "image/jpeg", top_k=3)
+                assert status == 200, body
+                got.append(body["results"][0]["predictions"])
+            status, body = d.classify("mnist", digit, top_k=1)
+            assert status == 200 and body["results"][0]["predictions"][0]["index"] == 7, body
+            text = d.request("GET", "/metrics")[2].decode()
+            fallbacks = sum(int(v) for v in re.findall(
+                r'^visiond_inference_fallbacks_total\{model="(?:squeezenet|mnist)"\} (\d+)',
+                text, re.M))
+            answers[name] = (got, fallbacks)
+        finally:
+            assert d.stop() == 0, d.log()
+        if name == "testdev":
+            assert any("backend testdev: 1 device" in l for l in d.log_lines), d.log()
+    assert answers["cpu"][1] == 0
+    assert answers["testdev"][1] >= 4  # every batch: 3 of squeezenet, 1 of mnist
+    for a, b in zip(answers["cpu"][0], answers["testdev"][0]):
+        assert [p["index"] for p in a] == [p["index"] for p in b]
+        assert [p["score"] for p in a] == pytest.approx([p["score"] for p in b], rel=1e-5)
+
+
+@needs_testdev
+def test_a_model_goes_where_every_step_can_run(tmp_path):
+    binary = with_testdev(tmp_path)
+    env = dict(os.environ, VISIOND_TESTDEV_REFUSE="Conv,Gemm")
+    r = subprocess.run([binary, "info", "--model", MNIST, "--device", "auto"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "backend    cpu" in r.stdout
+    m = re.search(r"the testdev backend cannot run (\d+) steps of this model \((.*)\): running "
+                  r"it on the cpu", r.stderr)
+    assert m, r.stderr
+    assert int(m.group(1)) >= 3 and "Conv refused by the test" in m.group(2), r.stderr
+    r = subprocess.run([binary, "info", "--model", MNIST, "--device", "testdev"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode != 0
+    assert "device 'testdev' cannot run" in r.stderr and "Conv refused by the test" in r.stderr
+    # nothing refused: the model stays on the test device
+    r = subprocess.run([binary, "info", "--model", MNIST, "--device", "auto"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "backend    testdev" in r.stdout, r.stdout + r.stderr
