@@ -610,6 +610,51 @@ static engine_status run_steps(cuda_ctx *c, const cuda_prepared *pr, const plan 
     return ENGINE_OK;
 }
 
+/* Whether [ptr, ptr + bytes) lies in a block of host_alloc's. */
+static bool in_pinned(const cuda_ctx *c, const void *ptr, size_t bytes)
+{
+    const char *q = ptr;
+    for (int i = 0; i < CUDA_MAX_PINNED; i++)
+        if (c->pinned[i].p && q >= c->pinned[i].p && q + bytes <= c->pinned[i].p + c->pinned[i].n)
+            return true;
+    return false;
+}
+
+/* Pinned host memory for the batcher to gather into (plain memory when the
+ * table of blocks is full or pinning fails). */
+static void *host_alloc(void *ctx, size_t bytes)
+{
+    cuda_ctx *c = ctx;
+    for (int i = 0; i < CUDA_MAX_PINNED; i++) {
+        if (c->pinned[i].p)
+            continue;
+        void *p = NULL;
+        if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess)
+            break;
+        c->pinned[i].p = p;
+        c->pinned[i].n = bytes;
+        return p;
+    }
+    return tensor_alloc(bytes);
+}
+
+static void host_free(void *ctx, void *p)
+{
+    cuda_ctx *c = ctx;
+    for (int i = 0; i < CUDA_MAX_PINNED; i++)
+        if (c->pinned[i].p == p) {
+            cudaFreeHost(p);
+            c->pinned[i].p = NULL;
+            return;
+        }
+    tensor_free(p);
+}
+
+static long input_copies(void *ctx)
+{
+    return ((const cuda_ctx *)ctx)->input_copies;
+}
+
 static engine_status run(void *ctx, void *prepared, const plan *p, const void *const *inputs,
                          void *const *outputs, double *step_ms, engine_error *err)
 {
@@ -622,7 +667,13 @@ static engine_status run(void *ctx, void *prepared, const plan *p, const void *c
         c->given[i] = inputs[i] != NULL;
         if (!bytes || !inputs[i])
             continue;
-        memcpy(c->h_in + pr->in_offset[i], inputs[i], bytes);
+        if (!c->integrated && in_pinned(c, inputs[i], bytes)) { /* the batcher's pinned batch */
+            GPU_CHECK(cudaMemcpyAsync(c->d_in + pr->in_offset[i], inputs[i], bytes,
+                                      cudaMemcpyHostToDevice, c->stream));
+            continue;
+        }
+        memcpy(c->h_in + pr->in_offset[i], inputs[i], bytes); /* mapped (Jetson) or pageable */
+        c->input_copies++;
         if (!c->integrated)
             GPU_CHECK(cudaMemcpyAsync(c->d_in + pr->in_offset[i], c->h_in + pr->in_offset[i],
                                       bytes, cudaMemcpyHostToDevice, c->stream));
@@ -671,6 +722,9 @@ static const backend_ops cuda_backend_ops = {
     .describe = describe,
     .capabilities = capabilities,
     .supports_step = supports_step,
+    .host_alloc = host_alloc,
+    .host_free = host_free,
+    .input_copies = input_copies,
     .load_weights = load_weights,
     .prepare = prepare,
     .release = release,

@@ -14,6 +14,7 @@
 #include "kernels.h"
 
 #define CUDA_MAX_IO 16
+#define CUDA_MAX_PINNED 32
 #define CUDA_DEFAULT_WORKSPACE ((size_t)256 << 20)
 
 typedef struct {
@@ -52,6 +53,10 @@ typedef struct {
     size_t out_bytes;
     cudaEvent_t ev_start, ev_stop;
     bool given[CUDA_MAX_IO]; /* this run's inputs that were given (NormalizeImage's choice) */
+    /* pinned host blocks handed out by host_alloc: inputs in them cross the
+     * bus without a host copy into h_in */
+    struct { char *p; size_t n; } pinned[CUDA_MAX_PINNED];
+    long input_copies;
 } cuda_ctx;
 
 typedef struct {

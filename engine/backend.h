@@ -68,6 +68,14 @@ typedef struct backend_ops {
     /* one line for logs and `visiond info`: library, kernel, threads, device */
     const char *(*describe)(void *ctx);
     unsigned (*capabilities)(void *ctx);
+    /* Optional: host memory it reads inputs from without staging them
+     * (pinned on a GPU), for the batcher to gather batches into; NULL:
+     * ordinary memory. */
+    void *(*host_alloc)(void *ctx, size_t bytes);
+    void (*host_free)(void *ctx, void *p);
+    /* Optional: how many inputs it has copied on the host before using
+     * them (staging what was not in its host memory). */
+    long (*input_copies)(void *ctx);
     /* Optional: whether it can run step `step` of plan p (operator and
      * attributes as planned), with `why` filled when not. NULL: every step.
      * The engine asks before load_weights, and places a model where every

@@ -289,7 +289,9 @@ engine_status batcher_create(engine *e, const batcher_config *cfg, batcher **out
             goto fail;
         }
         b->in_elems[k] = elems_per_item(&t);
-        b->batch_in[k] = malloc((size_t)run_batch * (size_t)b->in_elems[k] * sizeof(float) + 64);
+        /* where the backend reads inputs without staging them (pinned on a GPU) */
+        b->batch_in[k] =
+            engine_host_alloc(e, (size_t)run_batch * (size_t)b->in_elems[k] * sizeof(float) + 64);
         if (!b->batch_in[k]) {
             st = engine_fail(err, ENGINE_E_NOMEM, "out of memory");
             goto fail;
@@ -367,7 +369,8 @@ void batcher_destroy(batcher *b)
         pthread_cond_destroy(&b->wake_runner);
     }
     for (int k = 0; b->batch_in && k < b->n_in; k++)
-        free(b->batch_in[k]);
+        if (b->batch_in[k])
+            engine_host_free(b->e, b->batch_in[k]);
     for (int k = 0; b->batch_out && k < b->n_out; k++)
         free(b->batch_out[k]);
     free(b->batch_in);

@@ -639,6 +639,24 @@ size_t engine_image_bytes(const engine *e)
     return e->image_input >= 0 ? e->image_bytes : 0;
 }
 
+void *engine_host_alloc(engine *e, size_t bytes)
+{
+    return e->be->host_alloc ? e->be->host_alloc(e->be_ctx, bytes) : tensor_alloc(bytes);
+}
+
+void engine_host_free(engine *e, void *p)
+{
+    if (e->be->host_alloc)
+        e->be->host_free(e->be_ctx, p);
+    else
+        tensor_free(p);
+}
+
+long engine_input_copies(const engine *e)
+{
+    return e->be->input_copies ? e->be->input_copies(e->be_ctx) : 0;
+}
+
 long engine_fallback_count(const engine *e)
 {
     return __atomic_load_n(&e->fallbacks, __ATOMIC_RELAXED);

@@ -149,6 +149,14 @@ engine_status engine_run_images(engine *e, int batch, const uint8_t *images, voi
 /* Bytes of one image at the image input; 0 when there is none. */
 size_t engine_image_bytes(const engine *e);
 
+/* Host memory the engine's backend reads inputs from without a copy
+ * (pinned on a GPU): the batcher gathers batches into it. Ordinary memory
+ * where the backend has no such kind. Free with engine_host_free. */
+void *engine_host_alloc(engine *e, size_t bytes);
+void engine_host_free(engine *e, void *p);
+/* Inputs the backend copied on the host before using them, since load. */
+long engine_input_copies(const engine *e);
+
 /* Batches that failed on the primary backend and ran on the CPU instead. */
 long engine_fallback_count(const engine *e);
 

@@ -45,6 +45,11 @@ void server_metrics_init(void)
     m->fallbacks = metric_counter("visiond_inference_fallbacks_total",
                                   "Batches that failed on the GPU and ran on the CPU instead.",
                                   "model");
+    m->input_copies = metric_counter(
+        "visiond_input_host_copies_total",
+        "Batch inputs the backend copied on the host before using them (staging what was not "
+        "in its own host memory; 0 when the batcher gathers into it).",
+        "model");
     m->model_ready = metric_gauge("visiond_model_ready",
                                   "1 when the model serves, 0 while loading or after a failure.",
                                   "model");
@@ -123,6 +128,7 @@ enum MHD_Result api_metrics(request *r)
         if (state == MODEL_READY) {
             metric_set(families.queue_depth, batcher_queue_depth(m->batcher), m->name);
             metric_set(families.fallbacks, (double)engine_fallback_count(m->engine), m->name);
+            metric_set(families.input_copies, (double)engine_input_copies(m->engine), m->name);
             metric_set(families.backend_info, 1, m->name, engine_backend_name(m->engine),
                        m->backend);
         }

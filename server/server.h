@@ -37,7 +37,7 @@
 typedef struct {
     metric *requests, *request_seconds, *queue_seconds, *preprocess_seconds, *inference_seconds;
     metric *batch_size, *queue_depth, *rejected, *timeouts, *model_ready, *backend_info;
-    metric *build_info, *inference_failures, *fallbacks;
+    metric *build_info, *inference_failures, *fallbacks, *input_copies;
     metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
         *connections, *memory_budget;
 } server_metrics;

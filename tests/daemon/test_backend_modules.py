@@ -43,7 +43,7 @@ def lone_binary(tmp_path, extra_files=()):
     """A copy of the binary in a folder of its own, with `extra_files`
     ({name: bytes}) beside it."""
     folder = tmp_path / "alone"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     shutil.copy(BIN, folder / "visiond")
     for name, data in dict(extra_files).items():
         (folder / name).write_bytes(data)
@@ -132,6 +132,7 @@ needs_testdev = pytest.mark.skipif(not os.path.exists(TESTDEV),
 
 def with_testdev(tmp_path):
     """The binary with the test device's module beside it (and no other)."""
+    os.makedirs(tmp_path, exist_ok=True)
     return lone_binary(tmp_path, {"libvisiond_testdev.so": open(TESTDEV, "rb").read()})
 
 
@@ -191,3 +192,30 @@ def test_a_model_goes_where_every_step_can_run(tmp_path):
     r = subprocess.run([binary, "info", "--model", MNIST, "--device", "auto"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "backend    testdev" in r.stdout, r.stdout + r.stderr
+
+
+@needs_testdev
+def test_batches_are_gathered_where_the_backend_reads_them(tmp_path, repo_dir):
+    """The batcher gathers each batch into the backend's own host memory
+    (pinned on a GPU), so the backend copies no input on the host: counted
+    by the backend, shown in /metrics. Without such memory every batch is
+    one copy more."""
+    digit = open(os.path.join(ROOT, "models", "mnist", "sample-7.png"), "rb").read()
+    copies = {}
+    for host in ("own", "plain"):
+        env = dict(os.environ, VISIOND_TESTDEV_NO_HOST="1" if host == "plain" else "0")
+        d = Daemon(repo_dir, binary=with_testdev(tmp_path / host), env=env,
+                   extra_args=["--device", "auto"]).start()
+        try:
+            for _ in range(5):
+                assert d.classify("mnist", digit, top_k=1)[0] == 200
+            text = d.request("GET", "/metrics")[2].decode()
+            m = re.search(r'^visiond_input_host_copies_total\{model="mnist"\} (\d+)', text, re.M)
+            f = re.search(r'^visiond_inference_fallbacks_total\{model="mnist"\} (\d+)', text,
+                          re.M)
+            assert m and f, text[:3000]
+            copies[host] = (int(m.group(1)), int(f.group(1)))
+        finally:
+            assert d.stop() == 0, d.log()
+    assert copies["own"] == (0, 5), copies
+    assert copies["plain"] == (5, 5), copies

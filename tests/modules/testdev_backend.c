@@ -4,7 +4,10 @@
  * priority, plans with exact sizes (no room for the CPU's channel blocks),
  * refuses the operators named in VISIOND_TESTDEV_REFUSE (comma-separated),
  * and fails every batch as a faulty device would, so that every batch is
- * answered by the host backend through its own plans. */
+ * answered by the host backend through its own plans. Like the CUDA
+ * backend it hands out host memory of its own and counts the inputs it
+ * would have to copy because they are not in it; VISIOND_TESTDEV_NO_HOST=1
+ * takes its host memory away (the batch then comes from ordinary memory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,16 +79,63 @@ static void release(void *ctx, void *prepared)
     (void)ctx, (void)prepared;
 }
 
+/* Host blocks handed out; what the run reads from elsewhere is "copied". */
+#define MAX_BLOCKS 32
+static struct {
+    char *p;
+    size_t n;
+} blocks[MAX_BLOCKS];
+static long copies;
+
+static void *host_alloc(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (!blocks[i].p) {
+            blocks[i].p = malloc(bytes ? bytes : 1);
+            blocks[i].n = bytes;
+            return blocks[i].p;
+        }
+    return malloc(bytes ? bytes : 1);
+}
+
+static void host_free(void *ctx, void *p)
+{
+    (void)ctx;
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (blocks[i].p == p)
+            blocks[i].p = NULL;
+    free(p);
+}
+
+static long input_copies(void *ctx)
+{
+    (void)ctx;
+    return __atomic_load_n(&copies, __ATOMIC_RELAXED);
+}
+
+static bool in_blocks(const void *ptr, size_t bytes)
+{
+    const char *q = ptr;
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (blocks[i].p && q >= blocks[i].p && q + bytes <= blocks[i].p + blocks[i].n)
+            return true;
+    return false;
+}
+
 static engine_status run(void *ctx, void *prepared, const plan *p, const void *const *inputs,
                          void *const *outputs, double *step_ms, engine_error *err)
 {
-    (void)ctx, (void)prepared, (void)p, (void)inputs, (void)outputs, (void)step_ms;
+    (void)ctx, (void)prepared, (void)outputs, (void)step_ms;
+    for (int i = 0; i < p->g->n_inputs; i++)
+        if (inputs[i] && !in_blocks(inputs[i], plan_value_bytes(p, p->g->inputs[i])))
+            __atomic_add_fetch(&copies, 1, __ATOMIC_RELAXED);
     return engine_fail(err, ENGINE_E_BACKEND, "testdev: a device fault");
 }
 
 static const char *const no_algorithms[] = {NULL};
 
-static const backend_ops testdev_ops = {
+static backend_ops testdev_ops = {
     .name = "testdev",
     .priority = 20,
     .kind = 0,
@@ -96,6 +146,9 @@ static const backend_ops testdev_ops = {
     .describe = describe,
     .capabilities = capabilities,
     .supports_step = supports_step,
+    .host_alloc = host_alloc,
+    .host_free = host_free,
+    .input_copies = input_copies,
     .load_weights = load_weights,
     .prepare = prepare,
     .release = release,
@@ -105,5 +158,8 @@ static const backend_ops testdev_ops = {
 const backend_ops *visiond_backend_module(int abi);
 const backend_ops *visiond_backend_module(int abi)
 {
+    const char *plain = getenv("VISIOND_TESTDEV_NO_HOST");
+    if (plain && strcmp(plain, "1") == 0)
+        testdev_ops.host_alloc = NULL, testdev_ops.host_free = NULL;
     return abi == BACKEND_ABI ? &testdev_ops : NULL;
 }
