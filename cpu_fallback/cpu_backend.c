@@ -147,17 +147,12 @@ static void conv_shape_of(const plan *p, const cpu_prepared *pr, const plan_step
                           conv_shape *s)
 {
     const graph_node *n = &p->g->nodes[st->node];
-    const shape_t *x = &p->values[n->inputs[0]].shape, *w = &p->values[n->inputs[1]].shape;
-    const shape_t *y = &p->values[n->outputs[0]].shape;
-    bool one_d = x->rank == 3;
+    conv_geometry g;
+    conv_geometry_of(p, st, &g);
     *s = (conv_shape){
-        .n = x->dim[0], .c = x->dim[1], .h = one_d ? 1 : x->dim[2], .w = x->dim[x->rank - 1],
-        .m = y->dim[1], .oh = one_d ? 1 : y->dim[2], .ow = y->dim[y->rank - 1],
-        .kh = one_d ? 1 : w->dim[2], .kw = w->dim[w->rank - 1],
-        .sh = n->p.win.stride[0], .sw = n->p.win.stride[1],
-        .dh = n->p.win.dilation[0], .dw = n->p.win.dilation[1],
-        .ph = st->r.win.pad_begin[0], .pw = st->r.win.pad_begin[1],
-        .group = n->p.win.group, .act = n->act,
+        .n = g.n, .c = g.c, .h = g.h, .w = g.w, .m = g.m, .oh = g.oh, .ow = g.ow, .kh = g.kh,
+        .kw = g.kw, .sh = g.sh, .sw = g.sw, .dh = g.dh, .dw = g.dw, .ph = g.pt, .pw = g.pl,
+        .group = g.group, .act = n->act,
         .x_blocked = pr->blocked[n->inputs[0]], .y_blocked = pr->blocked[n->outputs[0]],
     };
     if (n->n_inputs > 3 && n->inputs[3] >= 0) {
@@ -318,7 +313,7 @@ static engine_status choose_algo(cpu_ctx *c, cpu_prepared *pr, const plan *p, in
     }
     char key[320];
     conv_geometry g;
-    conv_geometry_of(p, i, &g);
+    conv_geometry_of(p, st, &g);
     algo_key(key, sizeof key, c->device_key, &g,
              s.x_blocked ? (s.y_blocked ? "nchw16c>nchw16c" : "nchw16c>nchw")
                          : (s.y_blocked ? "nchw>nchw16c" : "nchw>nchw"));

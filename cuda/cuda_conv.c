@@ -274,7 +274,7 @@ engine_status cuda_conv_prepare(cuda_ctx *c, cuda_prepared *pr, const plan *p, i
 {
     cuda_conv_step *cs = &pr->conv[step];
     conv_geometry g;
-    conv_geometry_of(p, step, &g);
+    conv_geometry_of(p, &p->steps[step], &g);
     memset(cs, 0, sizeof *cs);
     cs->is_conv = true;
     cs->one_by_one = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 &&
@@ -316,7 +316,7 @@ engine_status cuda_conv_run(cuda_ctx *c, const cuda_prepared *pr, const plan *p,
                                                           : NULL;
     float *y = cuda_value_ptr(c, pr, p, n->outputs[0]);
     conv_geometry g;
-    conv_geometry_of(p, step, &g);
+    conv_geometry_of(p, &p->steps[step], &g);
     int64_t cols = g.oh * g.ow;
     if (cs->use_cudnn) {
         const float one = 1.0f, zero = 0.0f;

@@ -129,9 +129,8 @@ engine_status algo_select(const algo_policy *pol, algo_cache *cache, const char 
     return ENGINE_OK;
 }
 
-void conv_geometry_of(const plan *p, int step, conv_geometry *g)
+void conv_geometry_of(const plan *p, const plan_step *st, conv_geometry *g)
 {
-    const plan_step *st = &p->steps[step];
     const graph_node *n = &p->g->nodes[st->node];
     const shape_t *x = &p->values[n->inputs[0]].shape, *w = &p->values[n->inputs[1]].shape;
     const shape_t *y = &p->values[n->outputs[0]].shape;

@@ -79,7 +79,7 @@ engine_status algo_select(const algo_policy *pol, algo_cache *cache, const char 
 typedef struct {
     int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, group;
 } conv_geometry;
-void conv_geometry_of(const plan *p, int step, conv_geometry *g);
+void conv_geometry_of(const plan *p, const plan_step *st, conv_geometry *g);
 
 /* The one key format: "DEVICE|n.. c.. h.. w..|m.. k..x..|s..|d..|p..|g..|TAG". */
 void algo_key(char *key, size_t n, const char *device, const conv_geometry *g, const char *tag);
