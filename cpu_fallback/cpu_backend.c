@@ -600,7 +600,7 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         int64_t images = xs->dim[0], ch = xs->dim[1];
         size_t plane = (size_t)(xs->dim[2] * xs->dim[3]);
         float *y = OUT(0);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (images * ch * (int64_t)plane > 65536)
         for (int64_t b = 0; b < images; b++)
             for (int64_t k = 0; k < ch; k++)
                 preproc_normalize_channel(bytes + (size_t)b * plane * (size_t)ch, plane, (int)ch,
