@@ -128,7 +128,8 @@ static size_t cpu_value_room(const plan *p, int v)
 static unsigned cpu_capabilities(void *ctx)
 {
     (void)ctx;
-    return BACKEND_CAP_RESIDUAL_IN_PLACE; /* see cpu_conv_run */
+    /* see cpu_conv_run and plan_concat_in_place */
+    return BACKEND_CAP_RESIDUAL_IN_PLACE | BACKEND_CAP_CONCAT_IN_PLACE;
 }
 
 static engine_status cpu_load_weights(void *ctx, const graph *g, engine_error *err)

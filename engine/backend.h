@@ -42,6 +42,9 @@ enum {
     /* every convolution copes with its output in its residual's buffer
      * (plan.h, PLAN_RESIDUAL_IN_PLACE) */
     BACKEND_CAP_RESIDUAL_IN_PLACE = 1u << 2,
+    /* it writes a convolution's output into its slice of a channel Concat
+     * when the plan marks it (plan.h, PLAN_CONCAT_IN_PLACE) */
+    BACKEND_CAP_CONCAT_IN_PLACE = 1u << 4,
 };
 
 typedef struct backend_ops {

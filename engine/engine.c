@@ -162,8 +162,9 @@ static engine_status cancelled(const engine *e, engine_error *err)
 static engine_status plan_for(const backend_ops *be, void *ctx, const graph *g, int batch,
                               const plan *layout, plan **out, engine_error *err)
 {
-    unsigned flags =
-        be->capabilities(ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE ? PLAN_RESIDUAL_IN_PLACE : 0;
+    unsigned caps = be->capabilities(ctx);
+    unsigned flags = (caps & BACKEND_CAP_RESIDUAL_IN_PLACE ? PLAN_RESIDUAL_IN_PLACE : 0) |
+                     (caps & BACKEND_CAP_CONCAT_IN_PLACE ? PLAN_CONCAT_IN_PLACE : 0);
     return plan_create_for(g, batch, layout, flags, be->value_room, out, err);
 }
 
@@ -554,9 +555,10 @@ static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
             e->fb_ctx = NULL;
         }
     }
+    const unsigned plan_caps = BACKEND_CAP_RESIDUAL_IN_PLACE | BACKEND_CAP_CONCAT_IN_PLACE;
     bool same_plan = !st && e->fb->value_room == e->be->value_room &&
-                     (e->fb->capabilities(e->fb_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE) ==
-                         (e->be->capabilities(e->be_ctx) & BACKEND_CAP_RESIDUAL_IN_PLACE);
+                     (e->fb->capabilities(e->fb_ctx) & plan_caps) ==
+                         (e->be->capabilities(e->be_ctx) & plan_caps);
     if (!st && !same_plan && !e->fb_plans[b])
         st = plan_for(e->fb, e->fb_ctx, e->g, b, NULL, &e->fb_plans[b], &fe);
     plan *fp = same_plan ? p : e->fb_plans[b];

@@ -220,9 +220,15 @@ out:
 
 /* Marks the inputs of channel Concats (4-D, axis 1) that a backend could
  * produce in place: computed arena values that nothing else reads or views. */
-static engine_status mark_concat_inputs(plan *p, const graph *g, engine_error *err)
+static engine_status mark_concat_inputs(plan *p, const graph *g, unsigned flags,
+                                        engine_error *err)
 {
     int nv = g->n_values;
+    if (!(flags & PLAN_CONCAT_IN_PLACE)) {
+        for (int v = 0; v < nv; v++)
+            p->values[v].concat_into = -1;
+        return ENGINE_OK;
+    }
     int *readers = calloc((size_t)nv + 1, sizeof *readers);
     if (!readers)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory planning memory");
@@ -446,7 +452,7 @@ engine_status plan_create_for(const graph *g, int batch, const plan *layout, uns
                              g->output_names[i]);
             goto fail;
         }
-    if ((st = mark_concat_inputs(p, g, err)))
+    if ((st = mark_concat_inputs(p, g, flags, err)))
         goto fail;
     /* views point at their root's offset once roots have one */
     st = layout ? copy_layout(p, layout, g, err) : assign_offsets(p, g, flags, err);

@@ -28,10 +28,10 @@ typedef struct {
     const void *data;  /* STORE_CONST */
     size_t offset;     /* STORE_ARENA, shared by views of the same buffer */
     int view_of;       /* -1, or the value whose buffer this one reinterprets */
-    /* -1, or the output of the channel Concat that is this value's only
-     * reader: that output's buffer is kept live from this value's producer
-     * on, so a backend may write this value straight into its slice of the
-     * Concat instead of copying it there afterwards */
+    /* -1, or (PLAN_CONCAT_IN_PLACE) the output of the channel Concat that
+     * is this value's only reader: that output's buffer is kept live from
+     * this value's producer on, so a backend may write this value straight
+     * into its slice of the Concat instead of copying it there afterwards */
     int concat_into;
     bool defined;
 } plan_value;
@@ -83,6 +83,11 @@ typedef struct plan {
  * memory, saving the output's write-allocate traffic). Only for backends
  * whose every convolution reads each residual element before writing it. */
 #define PLAN_RESIDUAL_IN_PLACE 1u
+/* PLAN_CONCAT_IN_PLACE: values whose only reader is a channel Concat get
+ * concat_into set, and the Concat's buffer lives from their producers on,
+ * so the backend may write them into their slices of it. Without the flag
+ * no value is marked and no lifetime grows. */
+#define PLAN_CONCAT_IN_PLACE 2u
 
 /* Makes the plan for `batch`. With `layout`, a plan of a larger batch of the
  * same graph, the arena offsets are taken from it, so one arena serves every

@@ -151,7 +151,7 @@ static void test_concat_in_place(void)
     pass_stats stats;
     CHECK(passes_run(g, &stats, &err) == ENGINE_OK);
     plan *p = NULL;
-    CHECK(plan_create(g, 2, NULL, 0, &p, &err) == ENGINE_OK);
+    CHECK(plan_create(g, 2, NULL, PLAN_CONCAT_IN_PLACE, &p, &err) == ENGINE_OK);
     int a = graph_find_value(g, "c0"), b0 = graph_find_value(g, "c1"),
         b = graph_find_value(g, "c2"), cat = graph_find_value(g, "cat_out");
     CHECK(p->values[a].concat_into == cat && p->values[b].concat_into == cat);
