@@ -53,7 +53,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     model_load_options lo = {.device = "cpu", .threads = 1, .conv_algo = "auto",
-                             .image_transfer = "auto", .observe_batch = server_observe_batch};
+                             .observe_batch = server_observe_batch};
     model_repo_load_all(&srv->repo, &lo);
     if (!model_repo_ready(&srv->repo)) {
         fprintf(stderr, "fuzz_http: no model loaded from %s\n", srv->cfg.models_dir);
