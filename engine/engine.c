@@ -118,36 +118,41 @@ static const backend_ops *pick_auto(char *note, size_t n)
     return best;
 }
 
-static engine_status pick_backend(engine *e, const engine_options *opt, engine_error *err)
+/* Makes `be` the engine's backend, configured from the engine's options. */
+static engine_status create_backend(engine *e, const backend_ops *be, int device_index,
+                                    engine_error *err)
 {
-    const char *dev = opt && opt->device ? opt->device : "auto";
-    backend_config cfg = {.threads = opt ? opt->threads : 0,
-                          .cache = opt && opt->algo_cache ? &e->algo_choices : NULL,
-                          .workspace_limit = opt ? opt->workspace_limit : 0};
+    backend_config cfg = {.device_index = device_index,
+                          .threads = e->opt.threads,
+                          .cache = e->opt.algo_cache ? &e->algo_choices : NULL,
+                          .workspace_limit = e->opt.workspace_limit};
+    e->be = be;
+    engine_status st = algo_policy_parse(e->opt.conv_algo, be->conv_algorithms, be->name,
+                                         &cfg.policy, err);
+    return st ? st : be->create(&cfg, &e->be_ctx, err);
+}
+
+static engine_status pick_backend(engine *e, engine_error *err)
+{
+    const char *dev = e->opt.device;
     if (strcmp(dev, "auto") == 0) {
-        if (!(e->be = pick_auto(e->note, sizeof e->note)))
-            return engine_fail(err, ENGINE_E_ARG, "no backend has a usable device");
-    } else {
-        char name[32], why[512];
-        engine_status st = parse_device(dev, name, sizeof name, &cfg.device_index, err);
-        if (st)
-            return st;
-        const backend_ops *be = backend_find(name);
-        if (unusable(be, name, why, sizeof why))
-            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but %s", dev, why);
-        int devices = be->device_count(why, sizeof why);
-        if (cfg.device_index >= devices)
-            return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but there are %d",
-                               dev, devices);
-        e->be = be;
+        const backend_ops *best = pick_auto(e->note, sizeof e->note);
+        return best ? create_backend(e, best, 0, err)
+                    : engine_fail(err, ENGINE_E_ARG, "no backend has a usable device");
     }
-    engine_status st = algo_policy_parse(opt ? opt->conv_algo : NULL, e->be->conv_algorithms,
-                                         e->be->name, &cfg.policy, err);
+    char name[32], why[512];
+    int index;
+    engine_status st = parse_device(dev, name, sizeof name, &index, err);
     if (st)
         return st;
-    if (cfg.cache)
-        algo_cache_open(cfg.cache, opt->algo_cache);
-    return e->be->create(&cfg, &e->be_ctx, err);
+    const backend_ops *be = backend_find(name);
+    if (unusable(be, name, why, sizeof why))
+        return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but %s", dev, why);
+    int devices = be->device_count(why, sizeof why);
+    if (index >= devices)
+        return engine_fail(err, ENGINE_E_ARG, "device '%s' asked for, but there are %d", dev,
+                           devices);
+    return create_backend(e, be, index, err);
 }
 
 static engine_status cancelled(const engine *e, engine_error *err)
@@ -331,14 +336,8 @@ static engine_status place(engine *e, engine_error *err)
              host ? host->name : "host");
     e->be->destroy(e->be_ctx);
     e->be_ctx = NULL;
-    if (!(e->be = host))
-        return engine_fail(err, ENGINE_E_BACKEND, "no host backend");
-    backend_config cfg = {.threads = e->opt.threads,
-                          .cache = e->opt.algo_cache ? &e->algo_choices : NULL,
-                          .workspace_limit = e->opt.workspace_limit};
-    engine_status st = algo_policy_parse(e->opt.conv_algo, e->be->conv_algorithms, e->be->name,
-                                         &cfg.policy, err);
-    return st ? st : e->be->create(&cfg, &e->be_ctx, err);
+    return host ? create_backend(e, host, 0, err)
+                : engine_fail(err, ENGINE_E_BACKEND, "no host backend");
 }
 
 engine_status engine_start(engine *e, engine_error *err)
@@ -346,7 +345,9 @@ engine_status engine_start(engine *e, engine_error *err)
     if (e->started)
         return ENGINE_OK;
     engine_status st;
-    if ((st = pick_backend(e, &e->opt, err)) || (st = place(e, err)) || (st = cancelled(e, err)))
+    if (e->opt.algo_cache)
+        algo_cache_open(&e->algo_choices, e->opt.algo_cache);
+    if ((st = pick_backend(e, err)) || (st = place(e, err)) || (st = cancelled(e, err)))
         return st;
     if ((st = e->be->load_weights(e->be_ctx, e->g, err)))
         return st;
