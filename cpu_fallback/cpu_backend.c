@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../engine/algo_cache.h"
+#include "../engine/host_ops.h"
 #include "../engine/preproc.h"
 #include "cpu_kernels.h"
 #include "cpu_layout.h"
@@ -161,6 +162,22 @@ static void conv_shape_of(const plan *p, const cpu_prepared *pr, const plan_step
         s->y_holds_residual = res->storage == STORE_ARENA && out->storage == STORE_ARENA &&
                               res->offset == out->offset;
     }
+}
+
+static void convt_shape_of(const plan *p, const plan_step *st, conv_transpose_shape *s)
+{
+    const graph_node *n = &p->g->nodes[st->node];
+    const shape_t *x = &p->values[n->inputs[0]].shape, *w = &p->values[n->inputs[1]].shape;
+    const shape_t *y = &p->values[n->outputs[0]].shape;
+    bool one_d = x->rank == 3;
+    const window_params *win = &n->p.convt.win;
+    *s = (conv_transpose_shape){
+        .n = x->dim[0], .c = x->dim[1], .h = one_d ? 1 : x->dim[2], .w = x->dim[x->rank - 1],
+        .m = y->dim[1], .oh = one_d ? 1 : y->dim[2], .ow = y->dim[y->rank - 1],
+        .kh = one_d ? 1 : w->dim[2], .kw = w->dim[w->rank - 1],
+        .sh = win->stride[0], .sw = win->stride[1], .dh = win->dilation[0], .dw = win->dilation[1],
+        .ph = st->r.win.pad_begin[0], .pw = st->r.win.pad_begin[1], .group = win->group,
+    };
 }
 
 static engine_status grow_work(cpu_ctx *c, size_t floats, engine_error *err)
@@ -400,6 +417,15 @@ static engine_status cpu_prepare(void *ctx, const plan *p, void **out, engine_er
         c->arena_bytes = p->arena_bytes;
     }
     for (int i = 0; i < p->n_steps; i++) {
+        if (p->g->nodes[p->steps[i].node].op == OP_CONV_TRANSPOSE) {
+            conv_transpose_shape ts;
+            convt_shape_of(p, &p->steps[i], &ts);
+            engine_status st = grow_work(c, cpu_conv_transpose_workspace(&ts), err);
+            if (st) {
+                cpu_release(c, pr);
+                return st;
+            }
+        }
         if (p->g->nodes[p->steps[i].node].op != OP_CONV)
             continue;
         engine_status st = choose_algo(c, pr, p, i, err);
@@ -438,6 +464,26 @@ static int64_t prod(const shape_t *s, int from, int to)
     return r;
 }
 
+/* The operators host_ops.c implements once for folding and for here. */
+static engine_status run_host_op(const cpu_ctx *c, const plan *p, const graph_node *n,
+                                 const step_params *r, const void *const *inputs,
+                                 engine_error *err)
+{
+    tensor_desc in[8] = {{0}}, out[4] = {{0}};
+    if (n->n_inputs > 8 || n->n_outputs > 4)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "%s with %d inputs", op_name(n->op),
+                           n->n_inputs);
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] >= 0)
+            in[k] = (tensor_desc){p->values[n->inputs[k]].dtype, p->values[n->inputs[k]].shape,
+                                  value_ptr(c, p, n->inputs[k], inputs)};
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && p->values[n->outputs[k]].storage != STORE_NONE)
+            out[k] = (tensor_desc){p->values[n->outputs[k]].dtype, p->values[n->outputs[k]].shape,
+                                   value_ptr(c, p, n->outputs[k], inputs)};
+    return host_op_run(n, in, out, r, err);
+}
+
 static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const plan *p, int i,
                               const void *const *inputs, engine_error *err)
 {
@@ -445,6 +491,9 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
     const graph_node *n = &p->g->nodes[st->node];
     const shape_t *xs = SHAPE(n->inputs[0]);
     bool blocked = n->n_outputs > 0 && n->outputs[0] >= 0 && pr->blocked[n->outputs[0]];
+    /* data movement may carry int64 (indices) as well as floats */
+    size_t elem = n->n_outputs > 0 && n->outputs[0] >= 0
+                      ? dtype_size(p->values[n->outputs[0]].dtype) : sizeof(float);
     switch (n->op) {
     case OP_CONV: {
         conv_shape s;
@@ -478,7 +527,8 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         cpu_binary(n->op, IN(0), xs, IN(1), SHAPE(n->inputs[1]), OUT(0), SHAPE(n->outputs[0]));
         break;
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID: case OP_HARD_SIGMOID:
-    case OP_HARD_SWISH: case OP_EXP:
+    case OP_HARD_SWISH: case OP_EXP: case OP_ERF: case OP_GELU: case OP_SQRT: case OP_RECIPROCAL:
+    case OP_NEG: case OP_ABS: case OP_TANH: case OP_SOFTPLUS: case OP_MISH: case OP_LOG:
         cpu_activation(IN(0), OUT(0),
                        blocked ? nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])
                                : shape_numel(xs),
@@ -554,7 +604,7 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
                          xs->dim[2] * xs->dim[3]);
             break;
         }
-        nd_concat(OUT(0), srcs, shapes, n->n_inputs, st->r.axis, sizeof(float));
+        nd_concat(OUT(0), srcs, shapes, n->n_inputs, st->r.axis, elem);
         break;
     }
     case OP_SPLIT: {
@@ -566,15 +616,15 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
             dsts[k] = OUT(k);
             shapes[k] = SHAPE(n->outputs[k]);
         }
-        nd_split(dsts, shapes, n->n_outputs, IN(0), st->r.axis, sizeof(float));
+        nd_split(dsts, shapes, n->n_outputs, IN(0), st->r.axis, elem);
         break;
     }
     case OP_SLICE:
         nd_slice(OUT(0), IN(0), xs, SHAPE(n->outputs[0]), st->r.slice.start, st->r.slice.step,
-                 sizeof(float));
+                 elem);
         break;
     case OP_TRANSPOSE:
-        nd_transpose(OUT(0), IN(0), xs, st->r.transpose.perm, sizeof(float));
+        nd_transpose(OUT(0), IN(0), xs, st->r.transpose.perm, elem);
         break;
     case OP_PAD:
         nd_pad(OUT(0), IN(0), xs, SHAPE(n->outputs[0]), st->r.pad.begin, n->p.pad,
@@ -582,16 +632,47 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         break;
     case OP_GATHER: {
         const shape_t *is = SHAPE(n->inputs[1]);
-        nd_gather(OUT(0), IN(0), xs, st->r.axis, (const int64_t *)IN(1), shape_numel(is),
-                  sizeof(float));
+        const int64_t *idx = (const int64_t *)IN(1);
+        int64_t d = xs->dim[st->r.axis];
+        for (int64_t k = 0; p->values[n->inputs[1]].storage != STORE_CONST && k < shape_numel(is);
+             k++)
+            if (idx[k] < -d || idx[k] >= d)
+                return engine_fail(err, ENGINE_E_INVALID, "Gather index %lld out of range for "
+                                   "an axis of %lld (node '%s')", (long long)idx[k],
+                                   (long long)d, n->name);
+        nd_gather(OUT(0), IN(0), xs, st->r.axis, idx, shape_numel(is), elem);
         break;
     }
     case OP_REDUCE_MEAN:
         cpu_reduce_mean(IN(0), xs, OUT(0), st->r.reduce.axes_mask);
         break;
-    case OP_CAST:
-        memcpy(OUT(0), IN(0), (size_t)shape_numel(xs) * sizeof(float));
+    case OP_LAYER_NORM: {
+        int a = st->r.axis;
+        bool has_b = n->n_inputs > 2 && n->inputs[2] >= 0;
+        cpu_layer_norm(IN(0), OUT(0), prod(xs, 0, a), prod(xs, a, xs->rank), IN(1),
+                       shape_numel(SHAPE(n->inputs[1])), has_b ? IN(2) : NULL,
+                       has_b ? shape_numel(SHAPE(n->inputs[2])) : 0, n->p.layer_norm.epsilon);
         break;
+    }
+    case OP_INSTANCE_NORM:
+        cpu_instance_norm(IN(0), OUT(0), xs->dim[0], xs->dim[1], prod(xs, 2, xs->rank), IN(1),
+                          IN(2), n->p.epsilon);
+        break;
+    case OP_RESIZE: {
+        const shape_t *ys = SHAPE(n->outputs[0]);
+        int r = xs->rank;
+        if (!cpu_resize(IN(0), OUT(0), prod(xs, 0, r - 2), xs->dim[r - 2], xs->dim[r - 1],
+                        ys->dim[r - 2], ys->dim[r - 1], st->r.resize.scale, &n->p.resize))
+            return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+        break;
+    }
+    case OP_CONV_TRANSPOSE: {
+        conv_transpose_shape ts;
+        convt_shape_of(p, st, &ts);
+        bool has_b = n->n_inputs > 2 && n->inputs[2] >= 0;
+        cpu_conv_transpose(&ts, IN(0), IN(1), has_b ? IN(2) : NULL, OUT(0), c->work);
+        break;
+    }
     case OP_NORMALIZE_IMAGE: { /* images as bytes, or the model's input as it is */
         const uint8_t *bytes = value_ptr(c, p, n->inputs[1], inputs);
         if (!bytes) {
@@ -610,6 +691,8 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         break;
     }
     default:
+        if (host_op_supported(n->op))
+            return run_host_op(c, p, n, &st->r, inputs, err);
         return engine_fail(err, ENGINE_E_UNSUPPORTED, "the CPU backend cannot run %s (node '%s')",
                            op_name(n->op), n->name);
     }

@@ -136,6 +136,26 @@ void cpu_lrn(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
              const lrn_params *p);
 void cpu_reduce_mean(const float *x, const shape_t *xs, float *y, uint32_t axes_mask);
 
+/* --- transformer, segmentation and decoder operators --- */
+
+/* rows of len: (x - mean) / sqrt(var + eps) * scale + bias; scale and bias
+ * hold len values or one (bias may be NULL) */
+void cpu_layer_norm(const float *x, float *y, int64_t rows, int64_t len, const float *scale,
+                    int64_t scale_n, const float *bias, int64_t bias_n, float epsilon);
+void cpu_instance_norm(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
+                       const float *scale, const float *bias, float epsilon);
+/* planes of h x w resized to oh x ow; false when out of memory */
+bool cpu_resize(const float *x, float *y, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                int64_t ow, const float scale[2], const resize_params *p);
+
+typedef struct {
+    int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, group;
+} conv_transpose_shape;
+/* floats of the col workspace cpu_conv_transpose needs */
+size_t cpu_conv_transpose_workspace(const conv_transpose_shape *s);
+void cpu_conv_transpose(const conv_transpose_shape *s, const float *x, const float *wt,
+                        const float *bias, float *y, float *col);
+
 /* cpu_blas.c: the BLAS underneath, for the backend's registry entry */
 bool cpu_blas_startup_environment(char *why, size_t n);
 const char *cpu_blas_description(char *buf, size_t n);

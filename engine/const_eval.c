@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "host_ops.h"
 #include "tensor_ops.h"
 
 #define CONCAT_FOLD_MAX_INPUTS 4096
@@ -16,7 +17,7 @@ bool const_eval_supported(op_t op)
     case OP_SPLIT: case OP_PAD:
         return true;
     default:
-        return op_is_unary_activation(op);
+        return op_is_unary_activation(op) || host_op_supported(op);
     }
 }
 
@@ -92,16 +93,6 @@ engine_status const_eval_node(const graph_node *n, const tensor_desc *in, tensor
         nd_pad(o, x, &in[0].shape, &out[0].shape, r->pad.begin, n->p.pad, fill, elem);
         break;
     }
-    case OP_CAST:
-        for (int64_t i = 0; i < numel; i++) {
-            if (in[0].dtype == DTYPE_FLOAT32 && out[0].dtype == DTYPE_INT64)
-                ((int64_t *)o)[i] = (int64_t)((const float *)x)[i];
-            else if (in[0].dtype == DTYPE_INT64 && out[0].dtype == DTYPE_FLOAT32)
-                ((float *)o)[i] = (float)((const int64_t *)x)[i];
-            else
-                memcpy((char *)o + i * (int64_t)elem, (const char *)x + i * (int64_t)elem, elem);
-        }
-        break;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
         if (in[0].dtype == DTYPE_FLOAT32)
             nd_binary_f32(n->op, o, &out[0].shape, in[0].data, &in[0].shape, in[1].data,
@@ -111,6 +102,13 @@ engine_status const_eval_node(const graph_node *n, const tensor_desc *in, tensor
                           &in[1].shape);
         break;
     default:
+        if (host_op_supported(n->op)) {
+            engine_status st = host_op_run(n, in, out, r, err);
+            if (st)
+                for (int i = 0; i < n->n_outputs; i++)
+                    tensor_free((void *)out[i].data);
+            return st;
+        }
         if (op_is_unary_activation(n->op)) {
             for (int64_t i = 0; i < numel; i++)
                 ((float *)o)[i] = act_apply(&n->act, ((const float *)x)[i]);

@@ -44,6 +44,49 @@ static const char *const op_names[OP_COUNT] = {
     [OP_REDUCE_MEAN] = "ReduceMean",
     [OP_DROPOUT] = "Dropout",
     [OP_IDENTITY] = "Identity",
+    [OP_ERF] = "Erf",
+    [OP_GELU] = "Gelu",
+    [OP_SQRT] = "Sqrt",
+    [OP_RECIPROCAL] = "Reciprocal",
+    [OP_NEG] = "Neg",
+    [OP_ABS] = "Abs",
+    [OP_TANH] = "Tanh",
+    [OP_SOFTPLUS] = "Softplus",
+    [OP_MISH] = "Mish",
+    [OP_LOG] = "Log",
+    [OP_POW] = "Pow",
+    [OP_MOD] = "Mod",
+    [OP_MIN] = "Min",
+    [OP_MAX] = "Max",
+    [OP_EQUAL] = "Equal",
+    [OP_LESS] = "Less",
+    [OP_LESS_OR_EQUAL] = "LessOrEqual",
+    [OP_GREATER] = "Greater",
+    [OP_GREATER_OR_EQUAL] = "GreaterOrEqual",
+    [OP_AND] = "And",
+    [OP_OR] = "Or",
+    [OP_NOT] = "Not",
+    [OP_WHERE] = "Where",
+    [OP_LAYER_NORM] = "LayerNormalization",
+    [OP_INSTANCE_NORM] = "InstanceNormalization",
+    [OP_LOG_SOFTMAX] = "LogSoftmax",
+    [OP_REDUCE_SUM] = "ReduceSum",
+    [OP_REDUCE_MAX] = "ReduceMax",
+    [OP_REDUCE_MIN] = "ReduceMin",
+    [OP_PRELU] = "PRelu",
+    [OP_EXPAND] = "Expand",
+    [OP_CONSTANT_OF_SHAPE] = "ConstantOfShape",
+    [OP_RANGE] = "Range",
+    [OP_TILE] = "Tile",
+    [OP_GATHER_ELEMENTS] = "GatherElements",
+    [OP_SCATTER_ND] = "ScatterND",
+    [OP_EINSUM] = "Einsum",
+    [OP_RESIZE] = "Resize",
+    [OP_CONV_TRANSPOSE] = "ConvTranspose",
+    [OP_TOPK] = "TopK",
+    [OP_ARGMAX] = "ArgMax",
+    [OP_ARGMIN] = "ArgMin",
+    [OP_NMS] = "NonMaxSuppression",
     [OP_NORMALIZE_IMAGE] = "NormalizeImage",
 };
 
@@ -56,7 +99,9 @@ bool op_is_unary_activation(op_t op)
 {
     switch (op) {
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID:
-    case OP_HARD_SIGMOID: case OP_HARD_SWISH: case OP_EXP:
+    case OP_HARD_SIGMOID: case OP_HARD_SWISH: case OP_EXP: case OP_ERF: case OP_GELU:
+    case OP_SQRT: case OP_RECIPROCAL: case OP_NEG: case OP_ABS: case OP_TANH: case OP_SOFTPLUS:
+    case OP_MISH: case OP_LOG:
         return true;
     default:
         return false;
@@ -66,6 +111,17 @@ bool op_is_unary_activation(op_t op)
 bool op_is_binary_elementwise(op_t op)
 {
     return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
+}
+
+bool op_is_comparison(op_t op)
+{
+    switch (op) {
+    case OP_EQUAL: case OP_LESS: case OP_LESS_OR_EQUAL: case OP_GREATER:
+    case OP_GREATER_OR_EQUAL: case OP_AND: case OP_OR:
+        return true;
+    default:
+        return false;
+    }
 }
 
 graph *graph_create(const char *source)

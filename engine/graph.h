@@ -57,6 +57,54 @@ typedef enum {
     OP_REDUCE_MEAN,
     OP_DROPOUT,
     OP_IDENTITY,
+    /* element-wise math (unary ones are activations too, act_kind below) */
+    OP_ERF,
+    OP_GELU,
+    OP_SQRT,
+    OP_RECIPROCAL,
+    OP_NEG,
+    OP_ABS,
+    OP_TANH,
+    OP_SOFTPLUS,
+    OP_MISH,
+    OP_LOG,
+    OP_POW,
+    OP_MOD,
+    OP_MIN,
+    OP_MAX,
+    /* comparisons and logic: booleans are int64 0/1 */
+    OP_EQUAL,
+    OP_LESS,
+    OP_LESS_OR_EQUAL,
+    OP_GREATER,
+    OP_GREATER_OR_EQUAL,
+    OP_AND,
+    OP_OR,
+    OP_NOT,
+    OP_WHERE,
+    /* normalisation and reductions */
+    OP_LAYER_NORM,
+    OP_INSTANCE_NORM,
+    OP_LOG_SOFTMAX,
+    OP_REDUCE_SUM,
+    OP_REDUCE_MAX,
+    OP_REDUCE_MIN,
+    OP_PRELU,
+    /* shape and data movement */
+    OP_EXPAND,
+    OP_CONSTANT_OF_SHAPE,
+    OP_RANGE,
+    OP_TILE,
+    OP_GATHER_ELEMENTS,
+    OP_SCATTER_ND,
+    OP_EINSUM,
+    OP_RESIZE,
+    OP_CONV_TRANSPOSE,
+    /* selection: int64 indices computed at run time */
+    OP_TOPK,
+    OP_ARGMAX,
+    OP_ARGMIN,
+    OP_NMS,
     /* not from ONNX: the engine's image entry (engine_set_image_input).
      * Inputs: 0 the model's float input (N, C, H, W), 1 images as bytes
      * (N, H, W, C); at run time exactly one of them is given. Output: the
@@ -68,6 +116,8 @@ typedef enum {
 const char *op_name(op_t op);
 bool op_is_unary_activation(op_t op);
 bool op_is_binary_elementwise(op_t op);
+/* Equal, Less, ..., And, Or: int64 0/1 results */
+bool op_is_comparison(op_t op);
 
 /* Element-wise activation, either a node of its own (Relu, Clip, ...) or an
  * epilogue fused into Conv/Gemm. */
@@ -80,6 +130,17 @@ typedef enum {
     ACT_HARD_SIGMOID, /* max(0, min(1, alpha*x + beta)) */
     ACT_HARD_SWISH,
     ACT_EXP,
+    ACT_ERF,
+    ACT_GELU,         /* alpha 0: erf form; 1: tanh approximation */
+    ACT_SQRT,
+    ACT_RECIPROCAL,
+    ACT_NEG,
+    ACT_ABS,
+    ACT_TANH,
+    ACT_SOFTPLUS,
+    ACT_MISH,
+    ACT_LOG,
+    ACT_SILU,         /* x * sigmoid(x): fused from Mul(x, Sigmoid(x)) */
 } act_kind;
 
 typedef struct {
@@ -111,8 +172,61 @@ typedef struct {
 
 typedef enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE } pad_mode;
 
+/* Resize: how output coordinates map back and how values are read. */
+typedef enum { RESIZE_NEAREST = 0, RESIZE_LINEAR } resize_mode;
+typedef enum {
+    COORD_HALF_PIXEL = 0,
+    COORD_PYTORCH_HALF_PIXEL,
+    COORD_ALIGN_CORNERS,
+    COORD_ASYMMETRIC,
+    COORD_TF_HALF_PIXEL_FOR_NN,
+    COORD_HALF_PIXEL_SYMMETRIC,
+} coord_mode;
+typedef enum { NEAREST_ROUND_PREFER_FLOOR = 0, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR,
+               NEAREST_CEIL } nearest_mode;
+typedef struct {
+    resize_mode mode;
+    coord_mode coord;
+    nearest_mode nearest;
+} resize_params;
+
+/* Einsum of one or two operands, parsed: each operand and the output as a
+ * list of labels (letters mapped to 0..51). */
+typedef struct {
+    int n_operands;
+    int8_t rank[3];                 /* operands 0, 1, then the output */
+    int8_t label[3][ENGINE_MAX_RANK];
+} einsum_params;
+
 typedef union {
     window_params win;   /* Conv, MaxPool, AveragePool */
+    struct {
+        window_params win;
+        int64_t output_padding[2];
+        int64_t output_shape[2];
+        bool has_output_shape;
+    } convt;             /* ConvTranspose */
+    struct {
+        int64_t axis;
+        float epsilon;
+    } layer_norm;        /* LayerNormalization */
+    resize_params resize; /* Resize, Upsample */
+    struct {
+        int64_t axis;
+        bool largest, sorted;
+    } topk;              /* TopK */
+    struct {
+        int64_t axis;
+        bool keepdims, select_last;
+    } arg;               /* ArgMax, ArgMin */
+    struct {
+        dtype_t dtype;
+        float f;
+        int64_t i;
+    } fill;              /* ConstantOfShape */
+    bool fmod;           /* Mod */
+    bool center_point_box; /* NonMaxSuppression */
+    einsum_params einsum;
     gemm_params gemm;    /* Gemm */
     lrn_params lrn;      /* LRN */
     float epsilon;       /* BatchNormalization */
@@ -120,7 +234,7 @@ typedef union {
         int64_t axis;
         bool legacy_2d;  /* Softmax before opset 13 flattens to 2-D around axis */
     } softmax;
-    int64_t axis;        /* Concat, Flatten, Gather, Split */
+    int64_t axis;        /* Concat, Flatten, Gather, GatherElements, Split */
     struct {
         int n;           /* 0: reverse the axes */
         int64_t perm[ENGINE_MAX_RANK];
@@ -130,11 +244,14 @@ typedef union {
         int64_t start, end;
         bool has_end;
     } shape;             /* Shape */
-    dtype_t cast_to;     /* Cast */
+    struct {
+        dtype_t to;
+        bool to_bool;    /* to int64 0/1: the engine's booleans */
+    } cast;              /* Cast */
     pad_mode pad;        /* Pad */
     struct {
         bool keepdims, noop_with_empty_axes;
-    } reduce;            /* ReduceMean */
+    } reduce;            /* ReduceMean, ReduceSum, ReduceMax, ReduceMin */
     struct {
         int64_t axis, num_outputs;
     } split;             /* Split */

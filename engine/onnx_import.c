@@ -15,7 +15,7 @@
 #include "onnx_internal.h"
 
 #define MIN_OPSET 7
-#define MAX_OPSET 18
+#define MAX_OPSET 21
 
 static bool is_default_domain(const char *d)
 {

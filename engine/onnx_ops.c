@@ -273,6 +273,15 @@ static engine_status parse_activation(graph *g, graph_node *n, const Onnx__NodeP
     case OP_SIGMOID: a->kind = ACT_SIGMOID; break;
     case OP_EXP: a->kind = ACT_EXP; break;
     case OP_HARD_SWISH: a->kind = ACT_HARD_SWISH; break;
+    case OP_ERF: a->kind = ACT_ERF; break;
+    case OP_SQRT: a->kind = ACT_SQRT; break;
+    case OP_RECIPROCAL: a->kind = ACT_RECIPROCAL; break;
+    case OP_NEG: a->kind = ACT_NEG; break;
+    case OP_ABS: a->kind = ACT_ABS; break;
+    case OP_TANH: a->kind = ACT_TANH; break;
+    case OP_SOFTPLUS: a->kind = ACT_SOFTPLUS; break;
+    case OP_MISH: a->kind = ACT_MISH; break;
+    case OP_LOG: a->kind = ACT_LOG; break;
     case OP_LEAKY_RELU:
         a->kind = ACT_LEAKY_RELU;
         st = get_float(np, "alpha", 0.01f, &a->alpha, err);
@@ -465,12 +474,15 @@ static engine_status parse_cast(graph *g, graph_node *n, const Onnx__NodeProto *
     if (st)
         return st;
     if (to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        n->p.cast_to = DTYPE_FLOAT32;
-    else if (to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
-        n->p.cast_to = DTYPE_INT64;
+        n->p.cast.to = DTYPE_FLOAT32;
+    else if (to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+             to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) {
+        n->p.cast.to = DTYPE_INT64;
+        n->p.cast.to_bool = to == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+    }
     else
         return engine_fail(err, ENGINE_E_UNSUPPORTED,
-                           "Cast to ONNX type %lld (visiond casts to float, int32 and int64)",
+                           "Cast to ONNX type %lld (visiond casts to float, int32, int64 and bool)",
                            (long long)to);
     return ENGINE_OK;
 }
@@ -485,9 +497,336 @@ static engine_status parse_reduce(graph *g, graph_node *n, const Onnx__NodeProto
         return st;
     n->p.reduce.keepdims = keep != 0;
     n->p.reduce.noop_with_empty_axes = noop != 0;
-    if (g->opset < 18)
+    if (g->opset < (n->op == OP_REDUCE_SUM ? 13 : 18))
         return ints_to_input(g, n, np, "axes", 1, false, err);
     return ENGINE_OK;
+}
+
+/* --- operators of transformers, segmentation and detection models --- */
+
+static engine_status refuse_extra_outputs(const Onnx__NodeProto *np, int keep, const char *what,
+                                          engine_error *err)
+{
+    for (size_t i = (size_t)keep; i < np->n_output; i++)
+        if (np->output[i] && np->output[i][0])
+            return engine_fail(err, ENGINE_E_UNSUPPORTED, "the %s output is not supported", what);
+    return ENGINE_OK;
+}
+
+static engine_status parse_layer_norm(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                      engine_error *err)
+{
+    (void)g;
+    engine_status st;
+    if ((st = get_int(np, "axis", -1, &n->p.layer_norm.axis, err)) ||
+        (st = get_float(np, "epsilon", 1e-5f, &n->p.layer_norm.epsilon, err)) ||
+        (st = refuse_extra_outputs(np, 1, "Mean/InvStdDev", err)))
+        return st;
+    if (!(n->p.layer_norm.epsilon >= 0))
+        return engine_fail(err, ENGINE_E_INVALID, "negative epsilon");
+    return ENGINE_OK;
+}
+
+static engine_status parse_instance_norm(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                         engine_error *err)
+{
+    (void)g;
+    engine_status st = get_float(np, "epsilon", 1e-5f, &n->p.epsilon, err);
+    if (!st && !(n->p.epsilon >= 0))
+        return engine_fail(err, ENGINE_E_INVALID, "negative epsilon");
+    return st;
+}
+
+static engine_status parse_gelu(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                engine_error *err)
+{
+    (void)g;
+    char approx[16];
+    engine_status st = get_string(np, "approximate", "none", approx, sizeof approx, err);
+    if (st)
+        return st;
+    n->act.kind = ACT_GELU;
+    if (strcmp(approx, "tanh") == 0)
+        n->act.alpha = 1.0f;
+    else if (strcmp(approx, "none") != 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'approximate' = '%s'", approx);
+    return ENGINE_OK;
+}
+
+static engine_status parse_mod(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                               engine_error *err)
+{
+    (void)g;
+    int64_t fmod_;
+    engine_status st = get_int(np, "fmod", 0, &fmod_, err);
+    n->p.fmod = fmod_ != 0;
+    return st;
+}
+
+static engine_status parse_constant_of_shape(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                             engine_error *err)
+{
+    (void)g;
+    n->p.fill.dtype = DTYPE_FLOAT32;
+    const Onnx__AttributeProto *a = find_attr(np, "value");
+    if (!a)
+        return ENGINE_OK;
+    if (!a->t)
+        return engine_fail(err, ENGINE_E_INVALID, "attribute 'value' should be a tensor");
+    dtype_t dt;
+    shape_t s;
+    void *data;
+    engine_status st = onnx_tensor_convert(a->t, "value", &dt, &s, &data, err);
+    if (st)
+        return st;
+    if (shape_numel(&s) != 1) {
+        tensor_free(data);
+        return engine_fail(err, ENGINE_E_INVALID, "attribute 'value' must hold one element");
+    }
+    n->p.fill.dtype = dt;
+    if (dt == DTYPE_INT64)
+        n->p.fill.i = *(int64_t *)data;
+    else
+        n->p.fill.f = *(float *)data;
+    tensor_free(data);
+    return ENGINE_OK;
+}
+
+static engine_status parse_scatter_nd(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                      engine_error *err)
+{
+    (void)g, (void)n;
+    char red[16];
+    engine_status st = get_string(np, "reduction", "none", red, sizeof red, err);
+    if (!st && strcmp(red, "none") != 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'reduction' = '%s'", red);
+    return st;
+}
+
+static engine_status parse_prelu(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                 engine_error *err)
+{
+    (void)g, (void)n, (void)np, (void)err;
+    return ENGINE_OK;
+}
+
+/* "ij,jk->ik": letters to labels 0..51; "..." is not supported. */
+static engine_status parse_einsum(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                  engine_error *err)
+{
+    (void)g;
+    char eq[128];
+    engine_status st = get_string(np, "equation", "", eq, sizeof eq, err);
+    if (st)
+        return st;
+    einsum_params *e = &n->p.einsum;
+    memset(e, 0, sizeof *e);
+    e->n_operands = n->n_inputs;
+    if (n->n_inputs < 1 || n->n_inputs > 2)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "Einsum of %d operands (one or two are "
+                           "supported)", n->n_inputs);
+    if (strstr(eq, "..."))
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "Einsum equation '%s' uses an ellipsis", eq);
+    int which = 0;
+    bool arrow = false;
+    for (const char *c = eq; *c; c++) {
+        if (*c == ' ')
+            continue;
+        if (*c == ',') {
+            if (arrow || ++which >= e->n_operands)
+                return engine_fail(err, ENGINE_E_INVALID, "Einsum equation '%s' does not match "
+                                   "its %d inputs", eq, e->n_operands);
+            continue;
+        }
+        if (c[0] == '-' && c[1] == '>') {
+            if (arrow || which != e->n_operands - 1)
+                return engine_fail(err, ENGINE_E_INVALID, "malformed Einsum equation '%s'", eq);
+            arrow = true;
+            which = 2;
+            c++;
+            continue;
+        }
+        int lab = *c >= 'a' && *c <= 'z' ? *c - 'a' : *c >= 'A' && *c <= 'Z' ? 26 + *c - 'A' : -1;
+        if (lab < 0 || e->rank[which] >= ENGINE_MAX_RANK)
+            return engine_fail(err, ENGINE_E_UNSUPPORTED, "Einsum equation '%s'", eq);
+        e->label[which][e->rank[which]++] = (int8_t)lab;
+    }
+    if (which != (arrow ? 2 : e->n_operands - 1))
+        return engine_fail(err, ENGINE_E_INVALID, "Einsum equation '%s' does not match its %d "
+                           "inputs", eq, e->n_operands);
+    if (!arrow) { /* implicit output: labels seen once, in alphabetical order */
+        int count[52] = {0};
+        for (int k = 0; k < e->n_operands; k++)
+            for (int i = 0; i < e->rank[k]; i++)
+                count[e->label[k][i]]++;
+        for (int l = 0; l < 52; l++)
+            if (count[l] == 1 && e->rank[2] < ENGINE_MAX_RANK)
+                e->label[2][e->rank[2]++] = (int8_t)l;
+    }
+    return ENGINE_OK;
+}
+
+static engine_status parse_resize(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                  engine_error *err)
+{
+    char mode[32], coord[40], nearest[32];
+    engine_status st;
+    bool upsample = n->op == OP_RESIZE && strcmp(np->op_type, "Upsample") == 0;
+    int64_t antialias, exclude;
+    if ((st = get_string(np, "mode", "nearest", mode, sizeof mode, err)) ||
+        (st = get_string(np, "coordinate_transformation_mode", "half_pixel", coord, sizeof coord,
+                         err)) ||
+        (st = get_string(np, "nearest_mode", "round_prefer_floor", nearest, sizeof nearest, err)) ||
+        (st = get_int(np, "antialias", 0, &antialias, err)) ||
+        (st = get_int(np, "exclude_outside", 0, &exclude, err)))
+        return st;
+    if (strcmp(mode, "nearest") == 0)
+        n->p.resize.mode = RESIZE_NEAREST;
+    else if (strcmp(mode, "linear") == 0 || strcmp(mode, "bilinear") == 0)
+        n->p.resize.mode = RESIZE_LINEAR;
+    else
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'mode' = '%s' (nearest and "
+                           "linear are supported)", mode);
+    static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                         "asymmetric", "tf_half_pixel_for_nn",
+                                         "half_pixel_symmetric"};
+    static const char *const nearests[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+                                           "ceil"};
+    int ci = -1, ni = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(coord, coords[i]) == 0)
+            ci = i;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(nearest, nearests[i]) == 0)
+            ni = i;
+    if (upsample || g->opset < 11) /* Upsample and Resize-10 read coordinates this way */
+        ci = COORD_ASYMMETRIC, ni = g->opset < 11 ? NEAREST_FLOOR : ni;
+    if (ci < 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED,
+                           "attribute 'coordinate_transformation_mode' = '%s'", coord);
+    if (ni < 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'nearest_mode' = '%s'", nearest);
+    if (antialias)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'antialias' = 1");
+    if (find_attr(np, "axes"))
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'axes'");
+    char policy[32];
+    if ((st = get_string(np, "keep_aspect_ratio_policy", "stretch", policy, sizeof policy, err)))
+        return st;
+    if (strcmp(policy, "stretch") != 0)
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'keep_aspect_ratio_policy' = "
+                           "'%s'", policy);
+    n->p.resize.coord = (coord_mode)ci;
+    n->p.resize.nearest = (nearest_mode)ni;
+    /* one form for all opsets: X, roi, scales, sizes */
+    if (upsample && g->opset < 9) {
+        float scales[ENGINE_MAX_RANK];
+        const Onnx__AttributeProto *a = find_attr(np, "scales");
+        if (!a || a->n_floats < 1 || a->n_floats > ENGINE_MAX_RANK)
+            return engine_fail(err, ENGINE_E_INVALID, "attribute 'scales' is required");
+        for (size_t i = 0; i < a->n_floats; i++)
+            scales[i] = a->floats[i];
+        shape_t s = {.rank = 1, .dim = {(int64_t)a->n_floats}};
+        int v = graph_add_const(g, "upsample:scales", DTYPE_FLOAT32, &s, scales, err);
+        if (v < 0)
+            return err->status;
+        return graph_node_set_input(n, 2, v, err);
+    }
+    if (upsample || g->opset < 11) { /* (X, scales) */
+        int scales = n->n_inputs > 1 ? n->inputs[1] : -1;
+        n->inputs[1] = -1;
+        return graph_node_set_input(n, 2, scales, err);
+    }
+    return ENGINE_OK;
+}
+
+static engine_status parse_conv_transpose(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                          engine_error *err)
+{
+    (void)g;
+    engine_status st = parse_window(np, &n->p.convt.win, false, err);
+    if (st || (st = get_int(np, "group", 1, &n->p.convt.win.group, err)))
+        return st;
+    if (n->p.convt.win.group < 1 || n->p.convt.win.group > (1 << 20))
+        return engine_fail(err, ENGINE_E_INVALID, "group out of range");
+    int64_t op[4], os[4];
+    int nop, nos;
+    if ((st = get_ints(np, "output_padding", op, 4, &nop, err)) ||
+        (st = get_ints(np, "output_shape", os, 4, &nos, err)))
+        return st;
+    int sp = n->p.convt.win.spatial, off = sp == 1 ? 1 : 0;
+    if ((nop >= 0 && nop != sp) || (nos >= 0 && nos != sp))
+        return engine_fail(err, ENGINE_E_UNSUPPORTED, "output_padding or output_shape does not "
+                           "match the %d spatial axes", sp);
+    for (int i = 0; i < sp; i++) {
+        if (nop >= 0) {
+            if (op[i] < 0 || op[i] > MAX_WINDOW)
+                return engine_fail(err, ENGINE_E_INVALID, "output_padding out of range");
+            n->p.convt.output_padding[i + off] = op[i];
+        }
+        if (nos >= 0) {
+            if (os[i] < 1 || os[i] > ENGINE_MAX_ELEMENTS)
+                return engine_fail(err, ENGINE_E_INVALID, "output_shape out of range");
+            n->p.convt.output_shape[i + off] = os[i];
+        }
+    }
+    if (sp == 1 && nos >= 0)
+        n->p.convt.output_shape[0] = 1;
+    n->p.convt.has_output_shape = nos >= 0;
+    return ENGINE_OK;
+}
+
+static engine_status parse_topk(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                                engine_error *err)
+{
+    int64_t largest, sorted;
+    engine_status st;
+    if ((st = get_int(np, "axis", -1, &n->p.topk.axis, err)) ||
+        (st = get_int(np, "largest", 1, &largest, err)) ||
+        (st = get_int(np, "sorted", 1, &sorted, err)))
+        return st;
+    n->p.topk.largest = largest != 0;
+    n->p.topk.sorted = sorted != 0;
+    if (g->opset < 10) {
+        int64_t k;
+        if (!find_attr(np, "k"))
+            return engine_fail(err, ENGINE_E_INVALID, "attribute 'k' is required");
+        if ((st = get_int(np, "k", 0, &k, err)))
+            return st;
+        shape_t s = {.rank = 1, .dim = {1}};
+        int v = graph_add_const(g, "topk:k", DTYPE_INT64, &s, &k, err);
+        if (v < 0)
+            return err->status;
+        return graph_node_set_input(n, 1, v, err);
+    }
+    return ENGINE_OK;
+}
+
+static engine_status parse_arg(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                               engine_error *err)
+{
+    (void)g;
+    int64_t keep, last;
+    engine_status st;
+    if ((st = get_int(np, "axis", 0, &n->p.arg.axis, err)) ||
+        (st = get_int(np, "keepdims", 1, &keep, err)) ||
+        (st = get_int(np, "select_last_index", 0, &last, err)))
+        return st;
+    n->p.arg.keepdims = keep != 0;
+    n->p.arg.select_last = last != 0;
+    return ENGINE_OK;
+}
+
+static engine_status parse_nms(graph *g, graph_node *n, const Onnx__NodeProto *np,
+                               engine_error *err)
+{
+    (void)g;
+    int64_t cpb;
+    engine_status st = get_int(np, "center_point_box", 0, &cpb, err);
+    if (!st && cpb != 0 && cpb != 1)
+        return engine_fail(err, ENGINE_E_INVALID, "center_point_box must be 0 or 1");
+    n->p.center_point_box = cpb == 1;
+    return st;
 }
 
 static const struct onnx_op_def op_table[] = {
@@ -527,6 +866,50 @@ static const struct onnx_op_def op_table[] = {
     {"ReduceMean", OP_REDUCE_MEAN, 1, 2, 1, 1, parse_reduce},
     {"Dropout", OP_DROPOUT, 1, 3, 1, 2, parse_none},
     {"Identity", OP_IDENTITY, 1, 1, 1, 1, parse_none},
+    {"Erf", OP_ERF, 1, 1, 1, 1, parse_activation},
+    {"Gelu", OP_GELU, 1, 1, 1, 1, parse_gelu},
+    {"Sqrt", OP_SQRT, 1, 1, 1, 1, parse_activation},
+    {"Reciprocal", OP_RECIPROCAL, 1, 1, 1, 1, parse_activation},
+    {"Neg", OP_NEG, 1, 1, 1, 1, parse_activation},
+    {"Abs", OP_ABS, 1, 1, 1, 1, parse_activation},
+    {"Tanh", OP_TANH, 1, 1, 1, 1, parse_activation},
+    {"Softplus", OP_SOFTPLUS, 1, 1, 1, 1, parse_activation},
+    {"Mish", OP_MISH, 1, 1, 1, 1, parse_activation},
+    {"Log", OP_LOG, 1, 1, 1, 1, parse_activation},
+    {"Pow", OP_POW, 2, 2, 1, 1, parse_none},
+    {"Mod", OP_MOD, 2, 2, 1, 1, parse_mod},
+    {"Min", OP_MIN, 2, 2, 1, 1, parse_none},
+    {"Max", OP_MAX, 2, 2, 1, 1, parse_none},
+    {"Equal", OP_EQUAL, 2, 2, 1, 1, parse_none},
+    {"Less", OP_LESS, 2, 2, 1, 1, parse_none},
+    {"LessOrEqual", OP_LESS_OR_EQUAL, 2, 2, 1, 1, parse_none},
+    {"Greater", OP_GREATER, 2, 2, 1, 1, parse_none},
+    {"GreaterOrEqual", OP_GREATER_OR_EQUAL, 2, 2, 1, 1, parse_none},
+    {"And", OP_AND, 2, 2, 1, 1, parse_none},
+    {"Or", OP_OR, 2, 2, 1, 1, parse_none},
+    {"Not", OP_NOT, 1, 1, 1, 1, parse_none},
+    {"Where", OP_WHERE, 3, 3, 1, 1, parse_none},
+    {"LayerNormalization", OP_LAYER_NORM, 2, 3, 1, 3, parse_layer_norm},
+    {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, parse_instance_norm},
+    {"LogSoftmax", OP_LOG_SOFTMAX, 1, 1, 1, 1, parse_softmax},
+    {"ReduceSum", OP_REDUCE_SUM, 1, 2, 1, 1, parse_reduce},
+    {"ReduceMax", OP_REDUCE_MAX, 1, 2, 1, 1, parse_reduce},
+    {"ReduceMin", OP_REDUCE_MIN, 1, 2, 1, 1, parse_reduce},
+    {"PRelu", OP_PRELU, 2, 2, 1, 1, parse_prelu},
+    {"Expand", OP_EXPAND, 2, 2, 1, 1, parse_none},
+    {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, parse_constant_of_shape},
+    {"Range", OP_RANGE, 3, 3, 1, 1, parse_none},
+    {"Tile", OP_TILE, 2, 2, 1, 1, parse_none},
+    {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, parse_axis_default0},
+    {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, parse_scatter_nd},
+    {"Einsum", OP_EINSUM, 1, 2, 1, 1, parse_einsum},
+    {"Resize", OP_RESIZE, 1, 4, 1, 1, parse_resize},
+    {"Upsample", OP_RESIZE, 1, 2, 1, 1, parse_resize},
+    {"ConvTranspose", OP_CONV_TRANSPOSE, 2, 3, 1, 1, parse_conv_transpose},
+    {"TopK", OP_TOPK, 1, 2, 2, 2, parse_topk},
+    {"ArgMax", OP_ARGMAX, 1, 1, 1, 1, parse_arg},
+    {"ArgMin", OP_ARGMIN, 1, 1, 1, 1, parse_arg},
+    {"NonMaxSuppression", OP_NMS, 2, 5, 1, 1, parse_nms},
     /* Constant never becomes a node: onnx_import turns it into a value. */
     {"Constant", OP_NONE, 0, 0, 1, 1, NULL},
 };

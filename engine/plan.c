@@ -95,8 +95,9 @@ static engine_status init_values(plan *p, const graph *g, int batch, engine_erro
     return ENGINE_OK;
 }
 
-/* Runtime steps compute float32 only and need their weights, shapes and
- * axes as constants. */
+/* Runtime steps compute float32 (int64 only for indices, booleans and data
+ * movement: op_runtime_int64) and need their weights, shapes and axes as
+ * constants. */
 static engine_status check_runtime_node(const plan *p, const graph *g, const graph_node *n,
                                         const tensor_desc *out, engine_error *err)
 {
@@ -113,7 +114,8 @@ static engine_status check_runtime_node(const plan *p, const graph *g, const gra
                                    "is computed at run time",
                                    k, g->values[v].name);
         } else if (pv->dtype != DTYPE_FLOAT32 &&
-                   !(n->op == OP_NORMALIZE_IMAGE && pv->dtype == DTYPE_UINT8)) {
+                   !(n->op == OP_NORMALIZE_IMAGE && pv->dtype == DTYPE_UINT8) &&
+                   !(op_runtime_int64(n->op) && pv->dtype == DTYPE_INT64)) {
             return engine_fail(err, ENGINE_E_UNSUPPORTED,
                                "input %d ('%s') is a %s tensor computed at run time; visiond "
                                "computes int64 tensors only from constants",
@@ -122,7 +124,8 @@ static engine_status check_runtime_node(const plan *p, const graph *g, const gra
     }
     for (int k = 0; k < n->n_outputs; k++)
         if (n->outputs[k] >= 0 && out[k].dtype != DTYPE_UNDEFINED &&
-            out[k].dtype != DTYPE_FLOAT32)
+            out[k].dtype != DTYPE_FLOAT32 &&
+            !(op_runtime_int64(n->op) && out[k].dtype == DTYPE_INT64))
             return engine_fail(err, ENGINE_E_UNSUPPORTED,
                                "output %d would be a %s tensor computed at run time", k,
                                dtype_name(out[k].dtype));

@@ -54,7 +54,11 @@ typedef union {
     } transpose;    /* Transpose */
     struct {
         uint32_t axes_mask;
-    } reduce;       /* ReduceMean: bit i set when axis i is reduced */
+    } reduce;       /* Reduce*: bit i set when axis i is reduced */
+    struct {
+        float scale[2]; /* output / input along the last two axes */
+    } resize;       /* Resize */
+    int64_t k;      /* TopK */
 } step_params;
 
 typedef struct {

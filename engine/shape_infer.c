@@ -25,8 +25,18 @@ uint32_t op_const_inputs(op_t op)
     case OP_SQUEEZE:
     case OP_UNSQUEEZE:
     case OP_REDUCE_MEAN: return 0x2;   /* axes */
-    case OP_GATHER: return 0x2;        /* indices */
     case OP_DROPOUT: return 0x6;       /* ratio, training_mode */
+    case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_REDUCE_MIN: return 0x2; /* axes */
+    case OP_LAYER_NORM: case OP_INSTANCE_NORM: return 0x6; /* scale, bias */
+    case OP_PRELU: return 0x2;         /* slope */
+    case OP_EXPAND: case OP_TILE: return 0x2; /* shape, repeats */
+    case OP_CONSTANT_OF_SHAPE: return 0x1;
+    case OP_RANGE: return 0x7;
+    case OP_SCATTER_ND: return 0x2;    /* indices */
+    case OP_RESIZE: return 0xe;        /* roi, scales, sizes */
+    case OP_CONV_TRANSPOSE: return 0x6; /* W, B */
+    case OP_TOPK: return 0x2;          /* K */
+    case OP_NMS: return 0x1c;          /* max boxes, IoU and score thresholds */
     default: return 0;
     }
 }
@@ -37,7 +47,7 @@ static bool present(const tensor_desc *d)
 }
 
 /* Reads a constant int64 1-D (or scalar) tensor into vals. */
-static engine_status const_ints(const tensor_desc *d, const char *what, int64_t *vals, int max,
+engine_status shape_const_ints(const tensor_desc *d, const char *what, int64_t *vals, int max,
                                 int *count, engine_error *err)
 {
     if (!d->data)
@@ -272,7 +282,7 @@ static engine_status infer_reshape(const graph_node *n, const tensor_desc *in, t
 {
     int64_t want[ENGINE_MAX_RANK];
     int cnt;
-    engine_status st = const_ints(&in[1], "the target shape", want, ENGINE_MAX_RANK, &cnt, err);
+    engine_status st = shape_const_ints(&in[1], "the target shape", want, ENGINE_MAX_RANK, &cnt, err);
     if (st)
         return st;
     const shape_t *x = &in[0].shape;
@@ -322,12 +332,12 @@ static engine_status infer_slice(const tensor_desc *in, tensor_desc *out, step_p
         steps[ENGINE_MAX_RANK];
     int ns, ne, na = -1, nst = -1;
     engine_status st;
-    if ((st = const_ints(&in[1], "starts", starts, ENGINE_MAX_RANK, &ns, err)) ||
-        (st = const_ints(&in[2], "ends", ends, ENGINE_MAX_RANK, &ne, err)))
+    if ((st = shape_const_ints(&in[1], "starts", starts, ENGINE_MAX_RANK, &ns, err)) ||
+        (st = shape_const_ints(&in[2], "ends", ends, ENGINE_MAX_RANK, &ne, err)))
         return st;
-    if (present(&in[3]) && (st = const_ints(&in[3], "axes", axes, ENGINE_MAX_RANK, &na, err)))
+    if (present(&in[3]) && (st = shape_const_ints(&in[3], "axes", axes, ENGINE_MAX_RANK, &na, err)))
         return st;
-    if (present(&in[4]) && (st = const_ints(&in[4], "steps", steps, ENGINE_MAX_RANK, &nst, err)))
+    if (present(&in[4]) && (st = shape_const_ints(&in[4], "steps", steps, ENGINE_MAX_RANK, &nst, err)))
         return st;
     if (ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
         return FAIL("starts, ends, axes and steps differ in length");
@@ -386,7 +396,7 @@ static engine_status infer_split(const graph_node *n, const tensor_desc *in, ten
     int64_t d = x->dim[axis];
     if (n->n_inputs > 1 && present(&in[1])) {
         int cnt;
-        engine_status st = const_ints(&in[1], "split", sizes, SPLIT_MAX_OUTPUTS, &cnt, err);
+        engine_status st = shape_const_ints(&in[1], "split", sizes, SPLIT_MAX_OUTPUTS, &cnt, err);
         if (st)
             return st;
         int64_t sum = 0;
@@ -424,11 +434,11 @@ static engine_status infer_pad(const graph_node *n, const tensor_desc *in, tenso
     const shape_t *x = &in[0].shape;
     int64_t pads[2 * ENGINE_MAX_RANK], axes[ENGINE_MAX_RANK];
     int np_, na = -1;
-    engine_status st = const_ints(&in[1], "pads", pads, 2 * ENGINE_MAX_RANK, &np_, err);
+    engine_status st = shape_const_ints(&in[1], "pads", pads, 2 * ENGINE_MAX_RANK, &np_, err);
     if (st)
         return st;
     if (n->n_inputs > 3 && present(&in[3]) &&
-        (st = const_ints(&in[3], "axes", axes, ENGINE_MAX_RANK, &na, err)))
+        (st = shape_const_ints(&in[3], "axes", axes, ENGINE_MAX_RANK, &na, err)))
         return st;
     int naxes = na >= 0 ? na : x->rank;
     if (np_ != 2 * naxes)
@@ -471,7 +481,7 @@ static engine_status infer_squeeze(const graph_node *n, const tensor_desc *in, t
     int64_t axes[ENGINE_MAX_RANK];
     int na = -1;
     if (n->n_inputs > 1 && present(&in[1])) {
-        engine_status st = const_ints(&in[1], "axes", axes, ENGINE_MAX_RANK, &na, err);
+        engine_status st = shape_const_ints(&in[1], "axes", axes, ENGINE_MAX_RANK, &na, err);
         if (st)
             return st;
     }
@@ -516,10 +526,11 @@ static engine_status infer_gather(const graph_node *n, const tensor_desc *in, te
     int axis = axis_normalize(n->p.axis, x->rank);
     if (axis < 0)
         return FAIL("axis %lld out of range", (long long)n->p.axis);
-    if (!in[1].data || in[1].dtype != DTYPE_INT64)
-        return engine_fail(err, ENGINE_E_UNSUPPORTED, "Gather indices must be int64 constants");
+    if (in[1].dtype != DTYPE_INT64)
+        return FAIL("Gather indices must be int64");
+    /* runtime indices are checked as they are read (host_ops.c) */
     const int64_t *iv = in[1].data;
-    for (int64_t i = 0; i < shape_numel(idx); i++)
+    for (int64_t i = 0; iv && i < shape_numel(idx); i++)
         if (iv[i] < -x->dim[axis] || iv[i] >= x->dim[axis])
             return FAIL("Gather index %lld out of range for axis of %lld", (long long)iv[i],
                         (long long)x->dim[axis]);
@@ -546,7 +557,7 @@ static engine_status infer_reduce(const graph_node *n, const tensor_desc *in, te
     int64_t axes[ENGINE_MAX_RANK];
     int na = 0;
     if (n->n_inputs > 1 && present(&in[1])) {
-        engine_status st = const_ints(&in[1], "axes", axes, ENGINE_MAX_RANK, &na, err);
+        engine_status st = shape_const_ints(&in[1], "axes", axes, ENGINE_MAX_RANK, &na, err);
         if (st)
             return st;
     }
@@ -569,7 +580,7 @@ static engine_status infer_reduce(const graph_node *n, const tensor_desc *in, te
         }
     }
     r->reduce.axes_mask = mask;
-    out[0].dtype = DTYPE_FLOAT32;
+    out[0].dtype = in[0].dtype;
     out[0].shape = o;
     *flops = shape_numel(x);
     return ENGINE_OK;
@@ -627,8 +638,13 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
     case OP_RESHAPE: case OP_TRANSPOSE: case OP_SLICE: case OP_SPLIT: case OP_SQUEEZE:
     case OP_UNSQUEEZE: case OP_GATHER: case OP_SHAPE: case OP_CAST: case OP_IDENTITY:
     case OP_DROPOUT: case OP_PAD: case OP_NORMALIZE_IMAGE:
+    case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_REDUCE_MIN:
         break;
     default: {
+        if (op_runtime_int64(n->op) || n->op == OP_POW || n->op == OP_MOD || n->op == OP_MIN ||
+            n->op == OP_MAX || n->op == OP_EXPAND || n->op == OP_CONSTANT_OF_SHAPE ||
+            n->op == OP_RANGE || n->op == OP_TILE || n->op == OP_SCATTER_ND)
+            break; /* their own rules (shape_infer_ext.c) */
         engine_status st = expect_float(n, in, err);
         if (st)
             return st;
@@ -742,9 +758,9 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
         return ENGINE_OK;
     }
     case OP_CAST:
-        out[0] = (tensor_desc){n->p.cast_to, *x, NULL};
+        out[0] = (tensor_desc){n->p.cast.to, *x, NULL};
         return ENGINE_OK;
-    case OP_REDUCE_MEAN:
+    case OP_REDUCE_MEAN: case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_REDUCE_MIN:
         return infer_reduce(n, in, out, r, flops, err);
     case OP_DROPOUT:
         if (n->n_inputs > 2 && present(&in[2])) {
@@ -752,7 +768,10 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
                 return engine_fail(err, ENGINE_E_UNSUPPORTED, "training_mode must be a constant");
             bool training = in[2].dtype == DTYPE_INT64 ? *(const int64_t *)in[2].data != 0
                                                        : *(const float *)in[2].data != 0;
-            if (training)
+            /* training with a ratio of 0 drops nothing (torch's functional dropout in eval) */
+            bool no_ratio = present(&in[1]) && in[1].data && in[1].dtype == DTYPE_FLOAT32 &&
+                            *(const float *)in[1].data == 0.0f;
+            if (training && !no_ratio)
                 return engine_fail(err, ENGINE_E_UNSUPPORTED, "Dropout in training mode");
         }
         out[0] = (tensor_desc){in[0].dtype, *x, NULL};
@@ -772,6 +791,6 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
         return ENGINE_OK;
     }
     default:
-        return engine_fail(err, ENGINE_E_UNSUPPORTED, "no shape inference for %s", op_name(n->op));
+        return shape_infer_ext(n, in, out, r, flops, err);
     }
 }

@@ -27,6 +27,19 @@ engine_status shape_infer_node(const graph_node *n, const tensor_desc *in, tenso
  * shapes, axes, bounds); bit k set for input k. */
 uint32_t op_const_inputs(op_t op);
 
+/* Which operators take or make int64 tensors at run time (indices,
+ * booleans, data movement); every other runtime step is float32 only. */
+bool op_runtime_int64(op_t op);
+
+/* Reads a constant int64 1-D (or scalar) tensor into vals. */
+engine_status shape_const_ints(const tensor_desc *d, const char *what, int64_t *vals, int max,
+                               int *count, engine_error *err);
+
+/* The operators of transformers, segmentation and detection models
+ * (shape_infer_ext.c); ENGINE_E_UNSUPPORTED with no message for others. */
+engine_status shape_infer_ext(const graph_node *n, const tensor_desc *in, tensor_desc *out,
+                              step_params *r, int64_t *flops, engine_error *err);
+
 /* Sliding window arithmetic shared with the backends: output length of one
  * spatial axis and the pads actually applied. */
 engine_status window_resolve(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,

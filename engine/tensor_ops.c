@@ -266,6 +266,20 @@ float act_apply(const act_params *a, float x)
         return x * (y < 0 ? 0 : y > 1 ? 1 : y);
     }
     case ACT_EXP: return expf(x);
+    case ACT_ERF: return erff(x);
+    case ACT_GELU:
+        if (a->alpha != 0.0f) /* the tanh approximation */
+            return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+        return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case ACT_SQRT: return sqrtf(x);
+    case ACT_RECIPROCAL: return 1.0f / x;
+    case ACT_NEG: return -x;
+    case ACT_ABS: return fabsf(x);
+    case ACT_TANH: return tanhf(x);
+    case ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+    case ACT_MISH: return x * tanhf(x > 20.0f ? x : log1pf(expf(x)));
+    case ACT_LOG: return logf(x);
+    case ACT_SILU: return x / (1.0f + expf(-x));
     }
     return x;
 }

@@ -61,13 +61,13 @@ UNSUPPORTED = {
     "test_training_dropout_zero_ratio": "training mode",
     "test_training_dropout_zero_ratio_mask": "training mode",
     # cases written for opsets before 7, which visiond does not load
-    "test_globalaveragepool": "opsets 7 to 18",
-    "test_globalaveragepool_precomputed": "opsets 7 to 18",
-    "test_globalmaxpool": "opsets 7 to 18",
-    "test_globalmaxpool_precomputed": "opsets 7 to 18",
-    "test_hardsigmoid": "opsets 7 to 18",
-    "test_hardsigmoid_default": "opsets 7 to 18",
-    "test_hardsigmoid_example": "opsets 7 to 18",
+    "test_globalaveragepool": "opsets 7 to 21",
+    "test_globalaveragepool_precomputed": "opsets 7 to 21",
+    "test_globalmaxpool": "opsets 7 to 21",
+    "test_globalmaxpool_precomputed": "opsets 7 to 21",
+    "test_hardsigmoid": "opsets 7 to 21",
+    "test_hardsigmoid_default": "opsets 7 to 21",
+    "test_hardsigmoid_example": "opsets 7 to 21",
     # a graph that computes nothing from its inputs is not a model visiond serves
     "test_constant": "no runtime input",
 }
