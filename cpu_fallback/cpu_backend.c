@@ -519,6 +519,11 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         cpu_matmul(IN(0), xs, IN(1), SHAPE(n->inputs[1]), OUT(0), SHAPE(n->outputs[0]));
         break;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+        if (p->values[n->outputs[0]].dtype == DTYPE_INT64) { /* index arithmetic */
+            nd_binary_i64(n->op, (int64_t *)OUT(0), SHAPE(n->outputs[0]), (const int64_t *)IN(0), xs,
+                          (const int64_t *)IN(1), SHAPE(n->inputs[1]));
+            break;
+        }
         if (blocked) { /* same shapes: element-wise over the blocked buffers */
             shape_t flat = {1, {nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])}};
             cpu_binary(n->op, IN(0), &flat, IN(1), &flat, OUT(0), &flat);
@@ -651,7 +656,8 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
         bool has_b = n->n_inputs > 2 && n->inputs[2] >= 0;
         cpu_layer_norm(IN(0), OUT(0), prod(xs, 0, a), prod(xs, a, xs->rank), IN(1),
                        shape_numel(SHAPE(n->inputs[1])), has_b ? IN(2) : NULL,
-                       has_b ? shape_numel(SHAPE(n->inputs[2])) : 0, n->p.layer_norm.epsilon);
+                       has_b ? shape_numel(SHAPE(n->inputs[2])) : 0, n->p.layer_norm.epsilon,
+                       n->n_outputs > 1 ? OUT(1) : NULL, n->n_outputs > 2 ? OUT(2) : NULL);
         break;
     }
     case OP_INSTANCE_NORM:

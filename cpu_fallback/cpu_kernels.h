@@ -139,9 +139,11 @@ void cpu_reduce_mean(const float *x, const shape_t *xs, float *y, uint32_t axes_
 /* --- transformer, segmentation and decoder operators --- */
 
 /* rows of len: (x - mean) / sqrt(var + eps) * scale + bias; scale and bias
- * hold len values or one (bias may be NULL) */
+ * hold len values or one (bias may be NULL); each row's mean and 1/std go
+ * to mean_out and inv_std_out when they are not NULL */
 void cpu_layer_norm(const float *x, float *y, int64_t rows, int64_t len, const float *scale,
-                    int64_t scale_n, const float *bias, int64_t bias_n, float epsilon);
+                    int64_t scale_n, const float *bias, int64_t bias_n, float epsilon,
+                    float *mean_out, float *inv_std_out);
 void cpu_instance_norm(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
                        const float *scale, const float *bias, float epsilon);
 /* planes of h x w resized to oh x ow; false when out of memory */

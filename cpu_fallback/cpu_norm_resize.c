@@ -15,7 +15,8 @@
 #define PAR_THRESHOLD 32768
 
 void cpu_layer_norm(const float *x, float *y, int64_t rows, int64_t len, const float *scale,
-                    int64_t scale_n, const float *bias, int64_t bias_n, float epsilon)
+                    int64_t scale_n, const float *bias, int64_t bias_n, float epsilon,
+                    float *mean_out, float *inv_std_out)
 {
 #pragma omp parallel for schedule(static) if (rows * len > PAR_THRESHOLD)
     for (int64_t r = 0; r < rows; r++) {
@@ -30,6 +31,10 @@ void cpu_layer_norm(const float *x, float *y, int64_t rows, int64_t len, const f
             sq += d * d;
         }
         float inv = 1.0f / sqrtf(sq / (float)len + epsilon);
+        if (mean_out)
+            mean_out[r] = mean;
+        if (inv_std_out)
+            inv_std_out[r] = inv;
         if (scale_n == len && bias && bias_n == len) {
             for (int64_t i = 0; i < len; i++)
                 yr[i] = (xr[i] - mean) * inv * scale[i] + bias[i];
@@ -63,12 +68,14 @@ void cpu_instance_norm(const float *x, float *y, int64_t n, int64_t c, int64_t s
     }
 }
 
-/* Where output coordinate i reads from, in input coordinates. */
-static double source_coord(int64_t i, float scale, int64_t in, int64_t out, coord_mode m)
+/* Where output coordinate i reads from, in input coordinates. The resized
+ * length is the scale times the input's, not rounded (the ONNX reference). */
+static double source_coord(int64_t i, float scale, int64_t in, coord_mode m)
 {
+    double out = (double)scale * (double)in;
     switch (m) {
     case COORD_ALIGN_CORNERS:
-        return out > 1 ? (double)i * (double)(in - 1) / (double)(out - 1) : 0.0;
+        return out > 1 ? (double)i * (double)(in - 1) / (out - 1) : 0.0;
     case COORD_ASYMMETRIC:
         return (double)i / scale;
     case COORD_TF_HALF_PIXEL_FOR_NN:
@@ -76,7 +83,7 @@ static double source_coord(int64_t i, float scale, int64_t in, int64_t out, coor
     case COORD_PYTORCH_HALF_PIXEL:
         return out > 1 ? ((double)i + 0.5) / scale - 0.5 : 0.0;
     case COORD_HALF_PIXEL_SYMMETRIC: {
-        double adjust = (double)out / ((double)scale * (double)in);
+        double adjust = floor(out) / out;
         double offset = (double)in / 2.0 * (1.0 - adjust);
         return offset + ((double)i + 0.5) / scale - 0.5;
     }
@@ -106,7 +113,7 @@ static void axis_table(int64_t in, int64_t out, float scale, const resize_params
                        int64_t *i1, float *w)
 {
     for (int64_t i = 0; i < out; i++) {
-        double x = source_coord(i, scale, in, out, p->coord);
+        double x = source_coord(i, scale, in, p->coord);
         if (p->mode == RESIZE_NEAREST) {
             i0[i] = i1[i] = nearest_index(x, p->nearest, in);
             w[i] = 0.0f;

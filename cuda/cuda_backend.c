@@ -686,6 +686,20 @@ static bool supports_step(void *ctx, const plan *p, int step, char *why, size_t 
 {
     (void)ctx;
     const graph_node *node = &p->g->nodes[p->steps[step].node];
+    /* indices and booleans computed at run time stay on the host */
+    for (int k = 0; k < node->n_inputs + node->n_outputs; k++) {
+        int v = k < node->n_inputs ? node->inputs[k] : node->outputs[k - node->n_inputs];
+        if (v < 0 || p->values[v].storage == STORE_CONST || node->op == OP_NORMALIZE_IMAGE)
+            continue;
+        if (p->values[v].dtype != DTYPE_FLOAT32) {
+            snprintf(why, n, "%s on %s data", op_name(node->op), dtype_name(p->values[v].dtype));
+            return false;
+        }
+    }
+    if (node->act.kind > ACT_EXP) { /* the kernels' activations end at Exp */
+        snprintf(why, n, "no CUDA kernel for the activation of %s", op_name(node->op));
+        return false;
+    }
     switch (node->op) {
     case OP_CONV: case OP_GEMM: case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL:
     case OP_DIV: case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID:

@@ -225,6 +225,7 @@ typedef union {
         int64_t i;
     } fill;              /* ConstantOfShape */
     bool fmod;           /* Mod */
+    int scatter_reduction; /* ScatterND: none, add, mul, max, min */
     bool center_point_box; /* NonMaxSuppression */
     einsum_params einsum;
     gemm_params gemm;    /* Gemm */

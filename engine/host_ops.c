@@ -87,8 +87,8 @@ static double binary(op_t op, double a, double b, bool ints, bool fmod_)
 static void run_broadcast(const graph_node *n, const tensor_desc *in, const tensor_desc *out)
 {
     const shape_t *os = &out[0].shape;
-    int64_t st[3][ENGINE_MAX_RANK], off[3] = {0}, idx[ENGINE_MAX_RANK] = {0};
-    int k = n->n_inputs;
+    int64_t st[8][ENGINE_MAX_RANK], off[8] = {0}, idx[ENGINE_MAX_RANK] = {0};
+    int k = n->n_inputs; /* at most 8: the importer's bound on Min and Max */
     for (int j = 0; j < k; j++)
         nd_broadcast_strides(&in[j].shape, os, st[j]);
     int64_t total = shape_numel(os);
@@ -100,8 +100,11 @@ static void run_broadcast(const graph_node *n, const tensor_desc *in, const tens
         else if (n->op == OP_PRELU) {
             double x = get(&in[0], off[0]);
             v = x < 0 ? x * get(&in[1], off[1]) : x;
-        } else
-            v = binary(n->op, get(&in[0], off[0]), get(&in[1], off[1]), ints, n->p.fmod);
+        } else {
+            v = get(&in[0], off[0]);
+            for (int j = 1; j < k; j++) /* Min and Max take one input or more */
+                v = binary(n->op, v, get(&in[j], off[j]), ints, n->p.fmod);
+        }
         if (out[0].dtype == DTYPE_INT64 && n->op == OP_WHERE)
             ((int64_t *)((void *)out[0].data))[e] = get(&in[0], off[0]) != 0
                                                ? ((const int64_t *)in[1].data)[off[1]]
@@ -160,8 +163,8 @@ static engine_status run_gather_elements(const tensor_desc *in, const tensor_des
     return ENGINE_OK;
 }
 
-static engine_status run_scatter_nd(const tensor_desc *in, const tensor_desc *out,
-                                    engine_error *err)
+static engine_status run_scatter_nd(const graph_node *n, const tensor_desc *in,
+                                    const tensor_desc *out, engine_error *err)
 {
     const shape_t *xs = &in[0].shape, *is = &in[1].shape;
     size_t elem = dtype_size(in[0].dtype);
@@ -181,8 +184,17 @@ static engine_status run_scatter_nd(const tensor_desc *in, const tensor_desc *ou
                 return FAIL("ScatterND index %lld out of range", (long long)iv[t * k + j]);
             off += v * xst[j];
         }
-        memcpy((char *)((void *)out[0].data) + off * (int64_t)elem,
-               (const char *)in[2].data + t * slice * (int64_t)elem, (size_t)slice * elem);
+        int red = n->p.scatter_reduction;
+        if (red == 0) {
+            memcpy((char *)((void *)out[0].data) + off * (int64_t)elem,
+                   (const char *)in[2].data + t * slice * (int64_t)elem, (size_t)slice * elem);
+            continue;
+        }
+        for (int64_t i = 0; i < slice; i++) {
+            double a = get(&out[0], off + i), b = get(&in[2], t * slice + i);
+            put(&out[0], off + i, red == 1 ? a + b : red == 2 ? a * b : red == 3 ? fmax(a, b)
+                                                                                 : fmin(a, b));
+        }
     }
     return ENGINE_OK;
 }
@@ -308,7 +320,7 @@ static engine_status run_select(const graph_node *n, const tensor_desc *in,
     ranked *buf = n->op == OP_TOPK ? malloc(((size_t)d + 1) * sizeof *buf) : NULL;
     if (n->op == OP_TOPK && !buf)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
-    int64_t k = n->op == OP_TOPK ? r->k : 1;
+    int64_t k = n->op == OP_TOPK ? r->topk.k : 1;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {
             int64_t base = o * d * inner + j, obase = o * k * inner + j;
@@ -476,7 +488,7 @@ engine_status host_op_run(const graph_node *n, const tensor_desc *in, const tens
     case OP_GATHER_ELEMENTS:
         return run_gather_elements(in, out, r->axis, err);
     case OP_SCATTER_ND:
-        return run_scatter_nd(in, out, err);
+        return run_scatter_nd(n, in, out, err);
     case OP_EINSUM:
         run_einsum(&n->p.einsum, in, out);
         return ENGINE_OK;

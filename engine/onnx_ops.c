@@ -504,23 +504,13 @@ static engine_status parse_reduce(graph *g, graph_node *n, const Onnx__NodeProto
 
 /* --- operators of transformers, segmentation and detection models --- */
 
-static engine_status refuse_extra_outputs(const Onnx__NodeProto *np, int keep, const char *what,
-                                          engine_error *err)
-{
-    for (size_t i = (size_t)keep; i < np->n_output; i++)
-        if (np->output[i] && np->output[i][0])
-            return engine_fail(err, ENGINE_E_UNSUPPORTED, "the %s output is not supported", what);
-    return ENGINE_OK;
-}
-
 static engine_status parse_layer_norm(graph *g, graph_node *n, const Onnx__NodeProto *np,
                                       engine_error *err)
 {
     (void)g;
     engine_status st;
     if ((st = get_int(np, "axis", -1, &n->p.layer_norm.axis, err)) ||
-        (st = get_float(np, "epsilon", 1e-5f, &n->p.layer_norm.epsilon, err)) ||
-        (st = refuse_extra_outputs(np, 1, "Mean/InvStdDev", err)))
+        (st = get_float(np, "epsilon", 1e-5f, &n->p.layer_norm.epsilon, err)))
         return st;
     if (!(n->p.layer_norm.epsilon >= 0))
         return engine_fail(err, ENGINE_E_INVALID, "negative epsilon");
@@ -595,10 +585,15 @@ static engine_status parse_constant_of_shape(graph *g, graph_node *n, const Onnx
 static engine_status parse_scatter_nd(graph *g, graph_node *n, const Onnx__NodeProto *np,
                                       engine_error *err)
 {
-    (void)g, (void)n;
+    (void)g;
     char red[16];
     engine_status st = get_string(np, "reduction", "none", red, sizeof red, err);
-    if (!st && strcmp(red, "none") != 0)
+    static const char *const names[] = {"none", "add", "mul", "max", "min"};
+    n->p.scatter_reduction = -1;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(red, names[i]) == 0)
+            n->p.scatter_reduction = i;
+    if (!st && n->p.scatter_reduction < 0)
         return engine_fail(err, ENGINE_E_UNSUPPORTED, "attribute 'reduction' = '%s'", red);
     return st;
 }
@@ -878,8 +873,8 @@ static const struct onnx_op_def op_table[] = {
     {"Log", OP_LOG, 1, 1, 1, 1, parse_activation},
     {"Pow", OP_POW, 2, 2, 1, 1, parse_none},
     {"Mod", OP_MOD, 2, 2, 1, 1, parse_mod},
-    {"Min", OP_MIN, 2, 2, 1, 1, parse_none},
-    {"Max", OP_MAX, 2, 2, 1, 1, parse_none},
+    {"Min", OP_MIN, 1, 8, 1, 1, parse_none},
+    {"Max", OP_MAX, 1, 8, 1, 1, parse_none},
     {"Equal", OP_EQUAL, 2, 2, 1, 1, parse_none},
     {"Less", OP_LESS, 2, 2, 1, 1, parse_none},
     {"LessOrEqual", OP_LESS_OR_EQUAL, 2, 2, 1, 1, parse_none},

@@ -58,7 +58,10 @@ typedef union {
     struct {
         float scale[2]; /* output / input along the last two axes */
     } resize;       /* Resize */
-    int64_t k;      /* TopK */
+    struct {
+        int axis;   /* first, so that .axis reads it as for the other operators */
+        int64_t k;
+    } topk;         /* TopK */
 } step_params;
 
 typedef struct {

@@ -28,7 +28,8 @@ bool op_runtime_int64(op_t op)
     case OP_GATHER: case OP_GATHER_ELEMENTS: case OP_TOPK: case OP_ARGMAX: case OP_ARGMIN:
     case OP_NMS: case OP_CAST: case OP_CONCAT: case OP_SLICE: case OP_TRANSPOSE: case OP_SPLIT:
     case OP_RESHAPE: case OP_FLATTEN: case OP_SQUEEZE: case OP_UNSQUEEZE: case OP_IDENTITY:
-    case OP_EXPAND: case OP_TILE: case OP_SCATTER_ND:
+    case OP_EXPAND: case OP_TILE: case OP_SCATTER_ND: case OP_POW: case OP_MOD: case OP_MIN:
+    case OP_MAX: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
         return true;
     default:
         return false;
@@ -63,9 +64,7 @@ static engine_status infer_elementwise(const graph_node *n, const tensor_desc *i
         if (in[0].dtype != DTYPE_INT64 || in[1].dtype != in[2].dtype)
             return FAIL("Where needs a boolean condition and two values of one type");
     } else if (n->op == OP_POW) {
-        if (in[0].dtype != DTYPE_FLOAT32)
-            return engine_fail(err, ENGINE_E_UNSUPPORTED, "Pow of a %s base",
-                               dtype_name(in[0].dtype));
+        /* base and exponent may differ in type; the result has the base's */
     } else if (logic && (in[0].dtype != DTYPE_INT64 || in[1].dtype != DTYPE_INT64)) {
         return FAIL("%s needs boolean operands", op_name(n->op));
     } else if (n->n_inputs > 1 && in[0].dtype != in[1].dtype) {
@@ -110,6 +109,13 @@ static engine_status infer_norm(const graph_node *n, const tensor_desc *in, tens
                         fmt(&in[k].shape, a), fmt(x, b));
     }
     out[0] = (tensor_desc){DTYPE_FLOAT32, *x, NULL};
+    if (n->op == OP_LAYER_NORM) { /* Mean and InvStdDev: the normalised axes kept as 1 */
+        shape_t stat = *x;
+        for (int i = r->axis; i < x->rank; i++)
+            stat.dim[i] = 1;
+        for (int k = 1; k < n->n_outputs && k < 3; k++)
+            out[k] = (tensor_desc){DTYPE_FLOAT32, stat, NULL};
+    }
     *flops = 5 * shape_numel(x);
     return ENGINE_OK;
 }
@@ -357,9 +363,7 @@ static engine_status infer_conv_transpose(const graph_node *n, const tensor_desc
             win->auto_pad == AUTO_PAD_SAME_LOWER) {
             os = n->p.convt.has_output_shape ? n->p.convt.output_shape[i]
                                              : in_sp[i] * win->stride[i];
-            int64_t total = full - os;
-            if (total < 0)
-                return FAIL("output_shape larger than the convolution reaches");
+            int64_t total = full - os; /* negative: the output reaches past the last tap */
             bool upper = win->auto_pad != AUTO_PAD_SAME_LOWER;
             pb = upper ? total / 2 : total - total / 2;
             pe = total - pb;
@@ -400,7 +404,7 @@ static engine_status infer_select(const graph_node *n, const tensor_desc *in, te
         if (cnt != 1 || k[0] < 0 || k[0] > x->dim[axis])
             return FAIL("K = %lld for an axis of %lld", cnt ? (long long)k[0] : -1LL,
                         (long long)x->dim[axis]);
-        r->k = k[0];
+        r->topk.k = k[0];
         o.dim[axis] = k[0];
         out[0] = (tensor_desc){in[0].dtype, o, NULL};
         out[1] = (tensor_desc){DTYPE_INT64, o, NULL};
