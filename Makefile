@@ -311,7 +311,7 @@ install: all
 	install -D -m 755 $(BUILD)/visiond $(DESTDIR)$(PREFIX)/bin/visiond
 	$(if $(CUDA_MODULE),install -D -m 755 $(CUDA_MODULE) $(DESTDIR)$(PREFIX)/lib/visiond/libvisiond_cuda.so)
 	install -d $(DESTDIR)$(PREFIX)/share/visiond/models
-	cp -r models/mnist $(DESTDIR)$(PREFIX)/share/visiond/models/
+	cp -r models/mnist models/faces $(DESTDIR)$(PREFIX)/share/visiond/models/
 	install -m 755 models/fetch.sh $(DESTDIR)$(PREFIX)/share/visiond/models/fetch.sh
 	test -f $(DESTDIR)/etc/visiond/visiond.json || { install -d $(DESTDIR)/etc/visiond && \
 	  sed 's|"./models"|"$(PREFIX)/share/visiond/models"|; s|"127.0.0.1:8080"|"0.0.0.0:8080"|' \

@@ -12,7 +12,7 @@ Everything lands in OUT/<model>/; a stamp makes reruns free. Too big to
 commit (vgg16 alone is 528 MB), so it is made at test time from Debian's
 python3-torch and python3-torchvision.
 
-usage: make_models.py OUT [model ...]
+usage: make_models.py OUT [model ... | modern]   (no model: the first set)
 """
 import hashlib
 import json
@@ -36,6 +36,17 @@ MODELS = {  # name: opset
     "shufflenet_v2_x1_0": 17,
     "efficientnet_b0": 13,
 }
+# The second set (issue 12): transformer and ConvNeXt backbones, segmenters
+# and a YOLO-style detector, with their opsets.
+MODERN = {
+    "vit_b_16": 17,
+    "convnext_tiny": 17,
+    "deeplabv3_mobilenet_v3_large": 16,
+    "lraspp_mobilenet_v3_large": 13,
+    "fcn_resnet50": 11,
+    "yolo_tiny": 12,
+}
+ALL = {**MODELS, **MODERN}
 BATCHES = (1, 4)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ORT_RUN = os.path.join(HERE, "..", "tools", "ort_run.js")
@@ -46,13 +57,63 @@ def script_digest():
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
-def build_model(name, seed):
-    import torch
+class SegmentationOut:
+    """torchvision's segmenters answer a dict; the export wants the tensor."""
+
+    @staticmethod
+    def wrap(model):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, x):
+                return self.m(x)["out"]
+
+        return Wrapped(model)
+
+
+def construct(name):
     import torchvision
 
-    torch.manual_seed(seed)
+    if name == "yolo_tiny":
+        sys.path.insert(0, HERE)
+        from yolo_tiny import YoloTiny
+        return YoloTiny()
+    if name in ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet50"):
+        kwargs = {} if name.startswith("lraspp") else {"aux_loss": False}
+        m = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None,
+                                                           **kwargs)
+        return SegmentationOut.wrap(m)
     kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    model = getattr(torchvision.models, name)(weights=None, **kwargs)
+    return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+def randomise_other_parameters(model, seed):
+    """Layer norms get random affine parameters, and parameters left at a
+    constant by initialisation (ViT's zero head) random values, so that
+    every weight reaches the output."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(torch.empty(m.weight.shape).uniform_(0.5, 1.5, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
+        for p in model.parameters():
+            if p.numel() > 1 and float(p.std()) == 0.0:
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+
+
+def build_model(name, seed):
+    import torch
+
+    torch.manual_seed(seed)
+    model = construct(name)
+    randomise_other_parameters(model, seed)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if bns:
         g = torch.Generator().manual_seed(seed + 1)
@@ -80,8 +141,9 @@ def build_model(name, seed):
 def make(name, out_dir):
     import torch
 
-    opset = MODELS[name]
-    seed = sorted(MODELS).index(name) + 1
+    opset = ALL[name]
+    seed = (sorted(MODELS).index(name) + 1 if name in MODELS
+            else 100 + sorted(MODERN).index(name))
     d = os.path.join(out_dir, name)
     stamp = os.path.join(d, "stamp.json")
     want = {"digest": script_digest(), "opset": opset, "torch": torch.__version__}
@@ -120,6 +182,8 @@ def make(name, out_dir):
 def main():
     out_dir = sys.argv[1]
     names = sys.argv[2:] or list(MODELS)
+    if names == ["modern"]:
+        names = list(MODERN)
     for name in names:
         make(name, out_dir)
         print(f"conformance model ready: {name}", file=sys.stderr)

@@ -1,6 +1,7 @@
 // ONNX Runtime as an independent reference and as the peer in benchmarks.
 //
 //   node ort_run.js run   MODEL IN.npy OUT.npy [THREADS]
+//     (OUT with a %d in it: every output, %d its index; otherwise the first)
 //   node ort_run.js bench MODEL BATCH ITERS THREADS [WARMUP]   -> one JSON line
 //
 // The module is looked up under $ORT_DIR (tests/tools/ort_install.sh puts it
@@ -54,8 +55,11 @@ async function main() {
     const x = readNpy(inFile);
     const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) };
     const r = await s.run(feeds);
-    const y = r[s.outputNames[0]];
-    writeNpy(outFile, y.dims, y.data);
+    const names = outFile.includes('%d') ? s.outputNames : s.outputNames.slice(0, 1);
+    names.forEach((name, i) => {
+      const y = r[name];
+      writeNpy(outFile.replace('%d', String(i)), y.dims, y.data);
+    });
   } else if (cmd === 'bench') {
     const batch = Number(rest[0]), iters = Number(rest[1]), threads = Number(rest[2]);
     const warmup = Number(rest[3] || 2);

@@ -1,0 +1,25 @@
+#!/usr/bin/python3
+"""Makes model.onnx from the original Ultraface slim-320 file: the only
+change is the batch dimension of the input and both outputs, from 1 to the
+symbolic "batch", so that visiond can batch images. The graph already
+computes its reshapes from the input's shape.
+
+usage: make_dynamic.py ORIGINAL.onnx OUT.onnx
+"""
+import sys
+
+import onnx
+
+
+def main():
+    m = onnx.load(sys.argv[1])
+    for v in [m.graph.input[0]] + list(m.graph.output):
+        d = v.type.tensor_type.shape.dim[0]
+        d.ClearField("dim_value")
+        d.dim_param = "batch"
+    onnx.checker.check_model(m)
+    onnx.save(m, sys.argv[2])
+
+
+if __name__ == "__main__":
+    main()
