@@ -149,6 +149,8 @@ $(BUILD)/obj/cpu_fallback/%.o $(BUILD)/obj/engine/preproc.o: KERNEL_OPT := -O3
 # 12's partial-redundancy elimination hoists loads across the unrolled loop
 # and then spills the sums (100 stack accesses per 384 FMAs in the 4x6 tile,
 # against 8 without), so those two passes are off for that file.
+$(BUILD)/obj/cpu_fallback/cpu_fastmath.o: KERNEL_OPT := -O3 -fno-math-errno -fno-trapping-math \
+	-ffinite-math-only -fno-signed-zeros
 $(BUILD)/obj/cpu_fallback/cpu_nchwc_tile.o: KERNEL_OPT := -O3 $(if $(CC_IS_CLANG),,-fno-tree-pre -fno-gcse)
 endif
 

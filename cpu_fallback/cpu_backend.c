@@ -534,6 +534,7 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID: case OP_HARD_SIGMOID:
     case OP_HARD_SWISH: case OP_EXP: case OP_ERF: case OP_GELU: case OP_SQRT: case OP_RECIPROCAL:
     case OP_NEG: case OP_ABS: case OP_TANH: case OP_SOFTPLUS: case OP_MISH: case OP_LOG:
+    case OP_SILU:
         cpu_activation(IN(0), OUT(0),
                        blocked ? nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])
                                : shape_numel(xs),

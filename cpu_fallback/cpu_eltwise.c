@@ -18,6 +18,8 @@ void cpu_activation(const float *x, float *y, int64_t n, const act_params *act)
 #pragma omp parallel for schedule(static) if (n > PAR_THRESHOLD)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        if (cpu_fast_activation(x + lo, y + lo, hi - lo, act))
+            continue;
         switch (act->kind) {
         case ACT_RELU:
             for (int64_t i = lo; i < hi; i++)
@@ -130,6 +132,20 @@ void cpu_channel_affine(const float *x, float *y, const float *scale, const floa
 
 void cpu_softmax(const float *x, float *y, int64_t outer, int64_t len, int64_t inner)
 {
+    if (inner == 1) { /* rows in memory: the attention case */
+#pragma omp parallel for schedule(static) if (outer * len > PAR_THRESHOLD)
+        for (int64_t o = 0; o < outer; o++) {
+            const float *xp = x + o * len;
+            float *yp = y + o * len;
+            float mx = -INFINITY;
+            for (int64_t i = 0; i < len; i++)
+                mx = xp[i] > mx ? xp[i] : mx;
+            float inv = 1.0f / cpu_exp_row(xp, yp, len, mx);
+            for (int64_t i = 0; i < len; i++)
+                yp[i] *= inv;
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (outer * len * inner > PAR_THRESHOLD)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {

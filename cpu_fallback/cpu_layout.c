@@ -95,7 +95,7 @@ bool cpu_layout_decide(const plan *p, bool *blocked)
         case OP_MAXPOOL: case OP_AVGPOOL: case OP_BATCHNORM:
         case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID: case OP_HARD_SIGMOID:
         case OP_HARD_SWISH: case OP_EXP: case OP_ERF: case OP_GELU: case OP_NEG: case OP_ABS:
-        case OP_TANH: case OP_SOFTPLUS: case OP_MISH: /* finite on the padding channels */
+        case OP_TANH: case OP_SOFTPLUS: case OP_MISH: case OP_SILU: /* finite on the padding channels */
             if (n->n_outputs != 1)
                 all_plain(n, plain);
             join(parent, x, y);

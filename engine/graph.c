@@ -87,6 +87,7 @@ static const char *const op_names[OP_COUNT] = {
     [OP_ARGMAX] = "ArgMax",
     [OP_ARGMIN] = "ArgMin",
     [OP_NMS] = "NonMaxSuppression",
+    [OP_SILU] = "SiLU",
     [OP_NORMALIZE_IMAGE] = "NormalizeImage",
 };
 
@@ -101,7 +102,7 @@ bool op_is_unary_activation(op_t op)
     case OP_RELU: case OP_LEAKY_RELU: case OP_CLIP: case OP_SIGMOID:
     case OP_HARD_SIGMOID: case OP_HARD_SWISH: case OP_EXP: case OP_ERF: case OP_GELU:
     case OP_SQRT: case OP_RECIPROCAL: case OP_NEG: case OP_ABS: case OP_TANH: case OP_SOFTPLUS:
-    case OP_MISH: case OP_LOG:
+    case OP_MISH: case OP_LOG: case OP_SILU:
         return true;
     default:
         return false;

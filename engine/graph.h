@@ -105,6 +105,8 @@ typedef enum {
     OP_ARGMAX,
     OP_ARGMIN,
     OP_NMS,
+    /* not from ONNX: x * sigmoid(x), fused from Sigmoid and Mul (passes.c) */
+    OP_SILU,
     /* not from ONNX: the engine's image entry (engine_set_image_input).
      * Inputs: 0 the model's float input (N, C, H, W), 1 images as bytes
      * (N, H, W, C); at run time exactly one of them is given. Output: the

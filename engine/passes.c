@@ -373,6 +373,83 @@ static engine_status fuse_bias_adds(graph *g, int *uses, pass_stats *stats, engi
     return ENGINE_OK;
 }
 
+/* A float constant of one element close to `want`. */
+static bool const_scalar_near(const graph *g, int v, float want)
+{
+    if (!graph_is_const(g, v) || g->values[v].dtype != DTYPE_FLOAT32 ||
+        shape_numel(&g->values[v].shape) != 1)
+        return false;
+    float x = *(const float *)g->values[v].data;
+    return fabsf(x - want) <= 1e-6f * fabsf(want) + 1e-7f;
+}
+
+/* The operand of binary node n that is not v, or -1 when n does not read v. */
+static int other_operand(const graph_node *n, int v)
+{
+    if (n->n_inputs != 2)
+        return -1;
+    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
+}
+
+/* Gelu as exporters spell it before opset 20:
+ * Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5) -> one Gelu node. */
+static bool fuse_gelu_at(graph *g, graph_node *div, int *uses)
+{
+    int x = div->inputs[0];
+    if (!(div->op == OP_DIV && const_scalar_near(g, div->inputs[1], 1.41421356f)) &&
+        !(div->op == OP_MUL && const_scalar_near(g, div->inputs[1], 0.70710678f)))
+        return false;
+    graph_node *erf = sole_consumer(g, div->outputs[0], uses);
+    if (!erf || erf->op != OP_ERF)
+        return false;
+    graph_node *add = sole_consumer(g, erf->outputs[0], uses);
+    if (!add || add->op != OP_ADD || !const_scalar_near(g, other_operand(add, erf->outputs[0]), 1))
+        return false;
+    graph_node *mul = sole_consumer(g, add->outputs[0], uses);
+    if (!mul || mul->op != OP_MUL || other_operand(mul, add->outputs[0]) != x)
+        return false;
+    graph_node *half = sole_consumer(g, mul->outputs[0], uses);
+    if (!half || half->op != OP_MUL ||
+        !const_scalar_near(g, other_operand(half, mul->outputs[0]), 0.5f))
+        return false;
+    half->op = OP_GELU;
+    half->n_inputs = 1;
+    half->inputs[0] = x;
+    half->act = (act_params){.kind = ACT_GELU};
+    div->op = erf->op = add->op = mul->op = OP_NONE;
+    return true;
+}
+
+/* SiLU/Swish: Mul(x, Sigmoid(x)) -> one SiLU node, which can then become a
+ * convolution's epilogue. */
+static bool fuse_silu_at(graph *g, graph_node *sig, int *uses)
+{
+    if (sig->op != OP_SIGMOID)
+        return false;
+    int x = sig->inputs[0];
+    graph_node *mul = sole_consumer(g, sig->outputs[0], uses);
+    if (!mul || mul->op != OP_MUL || other_operand(mul, sig->outputs[0]) != x)
+        return false;
+    mul->op = OP_SILU;
+    mul->n_inputs = 1;
+    mul->inputs[0] = x;
+    mul->act = (act_params){.kind = ACT_SILU};
+    sig->op = OP_NONE;
+    return true;
+}
+
+static void fuse_patterns(graph *g, int *uses, pass_stats *stats)
+{
+    graph_count_uses(g, uses);
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (fuse_gelu_at(g, n, uses) || fuse_silu_at(g, n, uses)) {
+            stats->patterns_fused++;
+            graph_count_uses(g, uses);
+        }
+    }
+}
+
 static void fuse_activations(graph *g, int *uses, pass_stats *stats)
 {
     graph_count_uses(g, uses);
@@ -414,6 +491,7 @@ engine_status passes_run(graph *g, pass_stats *stats, engine_error *err)
     if ((st = fold_batchnorms(g, uses, stats, err)) ||
         (st = fuse_bias_adds(g, uses, stats, err)))
         goto out;
+    fuse_patterns(g, uses, stats);
     fuse_activations(g, uses, stats);
     graph_compact(g);
 out:

@@ -459,7 +459,7 @@ engine_status shape_infer_ext(const graph_node *n, const tensor_desc *in, tensor
     char a[96];
     switch (n->op) {
     case OP_ERF: case OP_GELU: case OP_SQRT: case OP_RECIPROCAL: case OP_NEG: case OP_ABS:
-    case OP_TANH: case OP_SOFTPLUS: case OP_MISH: case OP_LOG:
+    case OP_TANH: case OP_SOFTPLUS: case OP_MISH: case OP_LOG: case OP_SILU:
         out[0] = (tensor_desc){DTYPE_FLOAT32, *x, NULL};
         *flops = shape_numel(x);
         return ENGINE_OK;
