@@ -719,6 +719,33 @@ engine_status engine_layer_info(engine *e, int batch, int i, engine_layer_summar
     return ENGINE_OK;
 }
 
+int engine_operator_usage(engine *e, int batch, engine_op_usage *out, int max, engine_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    plan *p;
+    engine_status st = get_plan(e, batch, &p, NULL, err);
+    pthread_mutex_unlock(&e->lock);
+    if (st)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        const char *op = op_name(e->g->nodes[p->steps[i].node].op);
+        int k = 0;
+        while (k < n && k < max && strcmp(out[k].op, op) != 0)
+            k++;
+        if (k == n) {
+            if (n < max)
+                out[n] = (engine_op_usage){.op = op, .backend = e->be->name};
+            n++;
+        }
+        if (k < max) {
+            out[k].steps++;
+            out[k].flops += p->steps[i].flops;
+        }
+    }
+    return n;
+}
+
 engine_status engine_model_info(engine *e, int batch, engine_model_summary *info, engine_error *err)
 {
     pthread_mutex_lock(&e->lock);

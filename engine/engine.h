@@ -166,6 +166,18 @@ const char *engine_backend_description(const engine *e);
 /* Why the backend is not the one asked for, or NULL ("no CUDA device: using the CPU"). */
 const char *engine_backend_note(const engine *e);
 
+/* The operators a model's steps use at `batch` (fused epilogues count under
+ * the operator they are fused into), in order of first use, each with how
+ * many steps use it and the backend that runs them. */
+typedef struct {
+    const char *op;
+    int steps;
+    int64_t flops;
+    const char *backend;
+} engine_op_usage;
+/* Fills up to max entries; returns how many there are, or -1 (err set). */
+int engine_operator_usage(engine *e, int batch, engine_op_usage *out, int max, engine_error *err);
+
 /* --- the backends this binary has (process-wide; engine_backends.c) --- */
 
 /* Settings backends need in the environment before their libraries load

@@ -17,6 +17,8 @@ static void usage(void)
                     "[--json]\n");
 }
 
+#define MAX_OPS 128 /* more kinds than visiond has operators */
+
 static json_t *tensor_json(const engine_tensor_info *t)
 {
     json_t *o = json_object(), *dims = json_array();
@@ -81,6 +83,13 @@ int cli_info(int argc, char **argv)
         engine_free(e);
         return EXIT_MODEL;
     }
+    engine_op_usage usage[MAX_OPS];
+    int n_ops = engine_operator_usage(e, batch, usage, MAX_OPS, &err);
+    if (n_ops < 0) {
+        fprintf(stderr, "visiond info: %s\n", err.message);
+        engine_free(e);
+        return EXIT_MODEL;
+    }
     int ni = engine_input_count(e), no = engine_output_count(e);
     if (json) {
         json_t *root = json_object(), *ins = json_array(), *outs = json_array();
@@ -107,6 +116,18 @@ int cli_info(int argc, char **argv)
         json_object_set_new(root, "flops", json_integer(mi.flops));
         json_object_set_new(root, "peak_activation_bytes",
                             json_integer((json_int_t)mi.peak_activation_bytes));
+        json_t *ops = json_array();
+        for (int k = 0; k < n_ops && k < MAX_OPS; k++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "op", json_string(usage[k].op));
+            json_object_set_new(o, "steps", json_integer(usage[k].steps));
+            json_object_set_new(o, "flops", json_integer(usage[k].flops));
+            json_object_set_new(o, "backend", json_string(usage[k].backend));
+            json_array_append_new(ops, o);
+        }
+        json_object_set_new(root, "operators", ops);
+        if (engine_backend_note(e))
+            json_object_set_new(root, "placement", json_string(engine_backend_note(e)));
         char *s = json_dumps(root, JSON_INDENT(1));
         if (s)
             printf("%s\n", s);
@@ -128,6 +149,13 @@ int cli_info(int argc, char **argv)
         printf("layers     %d (from %d nodes in the file)\n", mi.layers, mi.nodes_in_file);
         printf("parameters %lld (%.1f MB)\n", (long long)mi.parameters, mi.parameters * 4 / 1e6);
         printf("FLOPs      %.3f G at batch %d (multiply-add = 2)\n", mi.flops / 1e9, batch);
+        printf("operators  %d kinds (steps, share of FLOPs, backend)\n", n_ops);
+        for (int k = 0; k < n_ops && k < MAX_OPS; k++)
+            printf("  %-22s %5d %6.1f%%  %s\n", usage[k].op, usage[k].steps,
+                   mi.flops ? 100.0 * (double)usage[k].flops / (double)mi.flops : 0.0,
+                   usage[k].backend);
+        if (engine_backend_note(e))
+            printf("placement  %s\n", engine_backend_note(e));
         printf("peak activation memory %.2f MB at batch %d\n", mi.peak_activation_bytes / 1048576.0,
                batch);
         if (layers) {

@@ -71,3 +71,16 @@ def test_modern_model_matches_references(modern_dir, visiond_bin, tmp_path, mode
                         err_ort=err_ort, tol=tol, bin=BIN))
     assert err_torch <= tol, f"vs PyTorch: {err_torch} > {tol}"
     assert err_ort <= tol, f"vs ORT: {err_ort} > {tol}"
+
+
+def test_info_names_the_operators_and_their_backend(modern_dir, visiond_bin):
+    import json
+    r = run_visiond("info", "--model", os.path.join(modern_dir, "vit_b_16", "model.onnx"),
+                    "--json", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    ops = {o["op"]: o for o in json.loads(r.stdout)["operators"]}
+    # the exporter's Div/Erf/Add/Mul/Mul became one Gelu per block
+    assert ops["Gelu"]["steps"] == 12 and "Erf" not in ops
+    for op in ("LayerNormalization", "MatMul", "Softmax", "Gelu"):
+        assert ops[op]["backend"] == "cpu"
+    assert ops["MatMul"]["flops"] > 0.5 * sum(o["flops"] for o in ops.values())

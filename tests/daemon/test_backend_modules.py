@@ -184,6 +184,9 @@ def test_a_model_goes_where_every_step_can_run(tmp_path):
                   r"it on the cpu", r.stderr)
     assert m, r.stderr
     assert int(m.group(1)) >= 3 and "Conv refused by the test" in m.group(2), r.stderr
+    # info names each operator with the backend that runs it, and why
+    assert re.search(r"^  Conv\S* +\d+ +[\d.]+% +cpu$", r.stdout, re.M), r.stdout
+    assert re.search(r"^placement +the testdev backend cannot run", r.stdout, re.M), r.stdout
     r = subprocess.run([binary, "info", "--model", MNIST, "--device", "testdev"],
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode != 0
@@ -192,6 +195,8 @@ def test_a_model_goes_where_every_step_can_run(tmp_path):
     r = subprocess.run([binary, "info", "--model", MNIST, "--device", "auto"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "backend    testdev" in r.stdout, r.stdout + r.stderr
+    assert re.search(r"^  Conv\S* +\d+ +[\d.]+% +testdev$", r.stdout, re.M), r.stdout
+    assert "placement" not in r.stdout
 
 
 @needs_testdev
