@@ -501,9 +501,84 @@ out:
     return st;
 }
 
+/* The taps [*lo, *hi] of one axis of a dilated window that read the input
+ * for some output position; the others only ever read padding. */
+static void live_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t pb,
+                      int64_t *lo, int64_t *hi)
+{
+    *lo = k;
+    *hi = -1;
+    for (int64_t t = 0; t < k; t++) {
+        bool live = false; /* some output position o reads row o*s - pb + t*d */
+        for (int64_t o = 0; o < out && !live; o++)
+            live = o * s - pb + t * d >= 0 && o * s - pb + t * d < in;
+        if (live) {
+            *lo = t < *lo ? t : *lo;
+            *hi = t;
+        }
+    }
+}
+
+/* A dilated convolution whose outer taps only read padding (DeepLab's ASPP
+ * at rates larger than its feature map) becomes the smaller convolution of
+ * the taps that read the input, with the pads that keep its output. Only
+ * when the plan tells the spatial size, which every batch shares. */
+static engine_status trim_dead_taps(graph *g, graph_node *conv, const plan *probe,
+                                    const plan_step *st, engine_error *err)
+{
+    window_params *w = &conv->p.win;
+    const shape_t *x = &probe->values[conv->inputs[0]].shape;
+    const shape_t *y = &probe->values[conv->outputs[0]].shape;
+    const shape_t *ws = &g->values[conv->inputs[1]].shape;
+    if (w->spatial != 2 || x->rank != 4 || (w->dilation[0] == 1 && w->dilation[1] == 1) ||
+        !graph_is_const(g, conv->inputs[1]))
+        return ENGINE_OK;
+    int64_t lo[2], hi[2], pb[2], pe[2];
+    for (int i = 0; i < 2; i++) {
+        live_taps(x->dim[2 + i], y->dim[2 + i], ws->dim[2 + i], w->stride[i], w->dilation[i],
+                  st->r.win.pad_begin[i], &lo[i], &hi[i]);
+        if (hi[i] < lo[i])
+            return ENGINE_OK; /* reads nothing but padding: leave it as it is */
+        pb[i] = st->r.win.pad_begin[i] - lo[i] * w->dilation[i];
+        pe[i] = st->r.win.pad_end[i] - (ws->dim[2 + i] - 1 - hi[i]) * w->dilation[i];
+        if (pb[i] < 0 || pe[i] < 0)
+            return ENGINE_OK;
+    }
+    int64_t kh = hi[0] - lo[0] + 1, kw = hi[1] - lo[1] + 1;
+    if (kh == ws->dim[2] && kw == ws->dim[3])
+        return ENGINE_OK;
+    shape_t ns = {.rank = 4, .dim = {ws->dim[0], ws->dim[1], kh, kw}};
+    float *nw = malloc((size_t)shape_numel(&ns) * sizeof(float) + 1);
+    if (!nw)
+        return engine_fail(err, ENGINE_E_NOMEM, "out of memory");
+    const float *ow = g->values[conv->inputs[1]].data;
+    for (int64_t f = 0; f < ws->dim[0] * ws->dim[1]; f++)
+        for (int64_t a = 0; a < kh; a++)
+            for (int64_t b = 0; b < kw; b++)
+                nw[(f * kh + a) * kw + b] =
+                    ow[(f * ws->dim[2] + lo[0] + a) * ws->dim[3] + lo[1] + b];
+    int v = graph_add_const(g, g->values[conv->inputs[1]].name, DTYPE_FLOAT32, &ns, nw, err);
+    free(nw);
+    if (v < 0)
+        return err->status;
+    conv->inputs[1] = v;
+    w->kernel[0] = kh, w->kernel[1] = kw;
+    w->auto_pad = AUTO_PAD_NOTSET;
+    for (int i = 0; i < 2; i++)
+        w->pad_begin[i] = pb[i], w->pad_end[i] = pe[i];
+    return ENGINE_OK;
+}
+
 engine_status passes_fuse_residuals(graph *g, const plan *probe, pass_stats *stats,
                                     engine_error *err)
 {
+    for (int s = 0; s < probe->n_steps; s++) {
+        graph_node *n = &g->nodes[probe->steps[s].node];
+        engine_status st = n->op == OP_CONV ? trim_dead_taps(g, n, probe, &probe->steps[s], err)
+                                            : ENGINE_OK;
+        if (st)
+            return st;
+    }
     pass_stats local;
     if (!stats)
         stats = &local;

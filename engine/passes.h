@@ -33,7 +33,9 @@ engine_status passes_run(graph *g, pass_stats *stats, engine_error *err);
  *    a tensor of exactly its shape becomes the Conv's residual input (input
  *    3, added before the activation), and a Relu after it the Conv's
  *    activation, so a ResNet block's Conv, Add and Relu run as one pass
- *    over the output. Shapes decide, hence the probe plan. */
+ *    over the output. A dilated Conv whose outer taps only ever read
+ *    padding loses them (smaller kernel, smaller pads, same output).
+ *    Shapes decide, hence the probe plan. */
 engine_status passes_fuse_residuals(graph *g, const plan *probe, pass_stats *stats,
                                     engine_error *err);
 
