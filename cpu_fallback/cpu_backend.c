@@ -524,6 +524,16 @@ static engine_status run_step(const cpu_ctx *c, const cpu_prepared *pr, const pl
                           (const int64_t *)IN(1), SHAPE(n->inputs[1]));
             break;
         }
+        int full, chan;
+        if (blocked && !shape_equal(SHAPE(n->inputs[0]), SHAPE(n->inputs[1])) &&
+            cpu_layout_channel_operand(n, p, &full, &chan)) {
+            const shape_t *fs = SHAPE(full);
+            nchwc_channel_binary(value_ptr(c, p, full, inputs), OUT(0),
+                                 value_ptr(c, p, chan, inputs), SHAPE(chan)->dim[0] > 1,
+                                 chan == n->inputs[0], n->op, fs->dim[0], fs->dim[1],
+                                 fs->dim[2] * fs->dim[3]);
+            break;
+        }
         if (blocked) { /* same shapes: element-wise over the blocked buffers */
             shape_t flat = {1, {nchwc_floats(xs->dim[0], xs->dim[1], xs->dim[2] * xs->dim[3])}};
             cpu_binary(n->op, IN(0), &flat, IN(1), &flat, OUT(0), &flat);

@@ -56,6 +56,24 @@ static bool concat_blockable(const graph_node *n, const plan *p, const plan_step
     return true;
 }
 
+bool cpu_layout_channel_operand(const graph_node *n, const plan *p, int *full, int *chan)
+{
+    if (n->n_inputs != 2 || n->inputs[0] < 0 || n->inputs[1] < 0)
+        return false;
+    const shape_t *y = &p->values[n->outputs[0]].shape;
+    for (int k = 0; k < 2; k++) {
+        const shape_t *a = &p->values[n->inputs[k]].shape, *b = &p->values[n->inputs[1 - k]].shape;
+        if (y->rank == 4 && shape_equal(a, y) && b->rank == 4 && b->dim[1] == y->dim[1] &&
+            (b->dim[0] == y->dim[0] || b->dim[0] == 1) && b->dim[2] == 1 && b->dim[3] == 1 &&
+            p->values[n->inputs[1 - k]].dtype == DTYPE_FLOAT32 && !(n->op == OP_DIV && k == 1)) {
+            *full = n->inputs[k];
+            *chan = n->inputs[1 - k];
+            return true;
+        }
+    }
+    return false;
+}
+
 bool cpu_layout_decide(const plan *p, bool *blocked)
 {
     const graph *g = p->g;
@@ -100,14 +118,19 @@ bool cpu_layout_decide(const plan *p, bool *blocked)
                 all_plain(n, plain);
             join(parent, x, y);
             break;
-        case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+        case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: {
+            int full, chan;
             if (same_shape(p, x, y) && same_shape(p, n->inputs[1], y)) {
                 join(parent, x, y);
                 join(parent, n->inputs[1], y);
+            } else if (cpu_layout_channel_operand(n, p, &full, &chan)) {
+                join(parent, full, y); /* per-channel operand: read as NCHW */
+                plain[chan] = true;
             } else {
                 all_plain(n, plain);
             }
             break;
+        }
         case OP_CONCAT:
             if (concat_blockable(n, p, &p->steps[s]))
                 for (int k = 0; k < n->n_inputs; k++)

@@ -39,6 +39,10 @@ static inline int64_t cpu_blocks(int64_t c)
     return (c + CPU_BLOCK - 1) / CPU_BLOCK;
 }
 
+/* An Add/Sub/Mul/Div of a 4-D tensor and a per-channel [N or 1, C, 1, 1]
+ * operand (squeeze-and-excitation): which input is which. */
+bool cpu_layout_channel_operand(const graph_node *n, const plan *p, int *full, int *chan);
+
 /* The depthwise case the blocked kernels run: one input and one output
  * channel per group. */
 bool cpu_layout_is_depthwise(const graph_node *n, const plan *p);

@@ -156,6 +156,11 @@ void nchwc_pool(const float *x, float *y, int64_t n, int64_t c, const pool_shape
 /* blocked [n, c, spatial] in, NCHW [n, c] out */
 void nchwc_global_pool(const float *x, float *y, int64_t n, int64_t c, int64_t spatial,
                        bool is_max);
+/* y = x (op) v per channel, or v (op) x when chan_first (not for Div), v
+ * read from chan as [N, C] (per_image) or [C], NCHW: the squeeze-and-
+ * excitation scale of MobileNetV3 and EfficientNet. */
+void nchwc_channel_binary(const float *x, float *y, const float *chan, bool per_image,
+                          bool chan_first, op_t op, int64_t n, int64_t c, int64_t spatial);
 void nchwc_channel_affine(const float *x, float *y, const float *scale, const float *shift,
                           int64_t n, int64_t c, int64_t spatial);
 /* Concat over channels; every input but the last has a multiple of 16. A

@@ -130,6 +130,30 @@ void nchwc_channel_affine(const float *x, float *y, const float *scale, const fl
     }
 }
 
+void nchwc_channel_binary(const float *x, float *y, const float *chan, bool per_image,
+                          bool chan_first, op_t op, int64_t n, int64_t c, int64_t spatial)
+{
+    const cpu_simd_kernels *k = nchwc_isa_get()->simd;
+    int64_t cb = cpu_blocks(c);
+#pragma omp parallel for schedule(static) if (n * cb * spatial * B > 32768)
+    for (int64_t i = 0; i < n * cb; i++) {
+        int64_t img = i / cb, blk = i % cb;
+        const float *cv = chan + (per_image ? img * c : 0);
+        float sc[B], sh[B];
+        for (int64_t l = 0; l < B; l++) {
+            int64_t ch = blk * B + l;
+            float v = ch < c ? cv[ch] : 0.0f;
+            switch (op) { /* y = x * sc + sh */
+            case OP_MUL: sc[l] = v, sh[l] = 0.0f; break;
+            case OP_ADD: sc[l] = 1.0f, sh[l] = v; break;
+            case OP_SUB: sc[l] = chan_first ? -1.0f : 1.0f, sh[l] = chan_first ? v : -v; break;
+            default: sc[l] = ch < c ? 1.0f / v : 0.0f, sh[l] = 0.0f; break; /* x / v */
+            }
+        }
+        k->affine_plane(x + i * spatial * B, y + i * spatial * B, sc, sh, spatial);
+    }
+}
+
 void nchwc_concat(float *y, const float *const *xs, const int64_t *channels, int count,
                   int64_t n, int64_t spatial)
 {

@@ -692,7 +692,12 @@ static void describe_op(const graph_node *n, char *buf, size_t len)
     static const char *const act_names[] = {
         [ACT_NONE] = "", [ACT_RELU] = "Relu", [ACT_LEAKY_RELU] = "LeakyRelu",
         [ACT_CLIP] = "Clip", [ACT_SIGMOID] = "Sigmoid", [ACT_HARD_SIGMOID] = "HardSigmoid",
-        [ACT_HARD_SWISH] = "HardSwish", [ACT_EXP] = "Exp"};
+        [ACT_HARD_SWISH] = "HardSwish", [ACT_EXP] = "Exp", [ACT_ERF] = "Erf",
+        [ACT_GELU] = "Gelu", [ACT_SQRT] = "Sqrt", [ACT_RECIPROCAL] = "Reciprocal",
+        [ACT_NEG] = "Neg", [ACT_ABS] = "Abs", [ACT_TANH] = "Tanh", [ACT_SOFTPLUS] = "Softplus",
+        [ACT_MISH] = "Mish", [ACT_LOG] = "Log", [ACT_SILU] = "SiLU"};
+    _Static_assert(sizeof act_names / sizeof act_names[0] == ACT_SILU + 1,
+                   "a name for every activation");
     bool fused = (n->op == OP_CONV || n->op == OP_GEMM) && n->act.kind != ACT_NONE;
     bool residual = n->op == OP_CONV && n->n_inputs > 3 && n->inputs[3] >= 0;
     snprintf(buf, len, "%s%s%s%s", op_name(n->op), residual ? "+Add" : "", fused ? "+" : "",

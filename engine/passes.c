@@ -459,7 +459,10 @@ static void fuse_activations(graph *g, int *uses, pass_stats *stats)
             continue;
         graph_node *act = sole_consumer(g, n->outputs[0], uses);
         /* with a fused residual, the conv output is act(conv + residual): fine */
-        if (!act || !op_is_unary_activation(act->op) || act->n_inputs != 1)
+        /* the kernels' epilogues vectorise the activations up to Exp; the
+         * others run faster as a vectorised pass of their own */
+        if (!act || !op_is_unary_activation(act->op) || act->n_inputs != 1 ||
+            act->act.kind > ACT_EXP)
             continue;
         n->act = act->act;
         graph_replace_uses(g, act->outputs[0], n->outputs[0]);
