@@ -107,8 +107,29 @@ cpu_conv_algo cpu_conv_choose(const conv_shape *s)
 }
 
 /* The zero-bordered plane of the 3x3 depthwise kernel. */
+/* Stride 1, kernels up to 11 wide other than the 3x3 (ConvNeXt's 7x7,
+ * MobileNetV3's 5x5, dilated or not): the padded-plane path below. */
+static bool depthwise_tiled(const conv_shape *s)
+{
+    return s->sh == 1 && s->sw == 1 && s->kw <= 11 && s->kh <= 11 &&
+           !(s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1);
+}
+
+/* The zero-bordered plane of depthwise_tiled: every output tile of 16
+ * columns reads its taps without a bounds check, 16 columns of slack. */
+static void depthwise_tiled_scratch(const conv_shape *s, int64_t *pw_total, int64_t *ph_total)
+{
+    int64_t need_w = s->ow + (s->kw - 1) * s->dw, need_h = s->oh + (s->kh - 1) * s->dh;
+    *pw_total = ((need_w > s->w + s->pw ? need_w : s->w + s->pw) + 15) / 16 * 16 + 16;
+    *ph_total = need_h > s->h + s->ph ? need_h : s->h + s->ph;
+}
+
 static void depthwise_scratch(const conv_shape *s, int64_t *pw_total, int64_t *ph_total)
 {
+    if (depthwise_tiled(s)) {
+        depthwise_tiled_scratch(s, pw_total, ph_total);
+        return;
+    }
     *pw_total = (s->ow - 1) * s->sw + 3;
     *ph_total = (s->oh - 1) * s->sh + 3;
     if (*pw_total < s->w + s->pw)
@@ -147,7 +168,7 @@ static size_t workspace_floats(cpu_conv_algo a, const conv_shape *s, int threads
     case CPU_CONV_DEPTHWISE: {
         int64_t pw, ph;
         depthwise_scratch(s, &pw, &ph);
-        return s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1
+        return (s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1) || depthwise_tiled(s)
                    ? (size_t)(pw * ph) * (size_t)(threads > 0 ? threads : 1)
                    : 0;
     }
@@ -368,6 +389,39 @@ static void depthwise3x3_plane(const float *xc, const float *wk, float *yo, floa
     }
 }
 
+/* depthwise_tiled: 16 output columns at a time summed in one vector
+ * register over every tap, from a zero-bordered copy of the plane. */
+CPU_MULTIVERSION
+static void depthwise_tiled_plane(const float *xc, const float *wk, float *yo, float bias,
+                                  const float *res, const conv_shape *s, float *scratch,
+                                  int64_t pw_total, int64_t ph_total)
+{
+    for (int64_t i = 0; i < pw_total * ph_total; i++)
+        scratch[i] = 0.0f;
+    for (int64_t y = 0; y < s->h; y++)
+        memcpy(scratch + (y + s->ph) * pw_total + s->pw, xc + y * s->w,
+               (size_t)s->w * sizeof(float));
+    for (int64_t oy = 0; oy < s->oh; oy++) {
+        float *yr = yo + oy * s->ow;
+        for (int64_t ox = 0; ox < s->ow; ox += 16) {
+            float acc[16] = {0};
+            for (int64_t ky = 0; ky < s->kh; ky++) {
+                const float *r = scratch + (oy + ky * s->dh) * pw_total + ox;
+                for (int64_t kx = 0; kx < s->kw; kx++) {
+                    float wv = wk[ky * s->kw + kx];
+                    const float *t = r + kx * s->dw;
+#pragma omp simd
+                    for (int l = 0; l < 16; l++)
+                        acc[l] += wv * t[l];
+                }
+            }
+            int64_t n = s->ow - ox < 16 ? s->ow - ox : 16;
+            memcpy(yr + ox, acc, (size_t)n * sizeof(float));
+        }
+        cpu_act_row(yr, s->ow, bias, res ? res + oy * s->ow : NULL, &s->act);
+    }
+}
+
 static void conv_depthwise(const conv_shape *s, const conv_buffers *b)
 {
     int64_t mult = s->m / s->c, planes = s->n * s->m;
@@ -386,6 +440,24 @@ static void conv_depthwise(const conv_shape *s, const conv_buffers *b)
                                    b->y + idx * out_plane, b->bias ? b->bias[o] : 0.0f,
                                    b->residual ? b->residual + idx * out_plane : NULL, s,
                                    scratch, pw_total, ph_total);
+            }
+        }
+        return;
+    }
+    if (depthwise_tiled(s)) {
+        int64_t pw_total, ph_total;
+        depthwise_scratch(s, &pw_total, &ph_total);
+#pragma omp parallel
+        {
+            float *scratch = b->work + (size_t)omp_get_thread_num() * (size_t)(pw_total * ph_total);
+#pragma omp for schedule(static)
+            for (int64_t idx = 0; idx < planes; idx++) {
+                int64_t img = idx / s->m, o = idx % s->m, ic = o / mult;
+                depthwise_tiled_plane(b->x + (img * s->c + ic) * in_plane,
+                                      b->weights + o * s->kh * s->kw, b->y + idx * out_plane,
+                                      b->bias ? b->bias[o] : 0.0f,
+                                      b->residual ? b->residual + idx * out_plane : NULL, s,
+                                      scratch, pw_total, ph_total);
             }
         }
         return;

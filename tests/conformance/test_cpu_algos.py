@@ -44,6 +44,10 @@ CASES = {
     "depthwise":     (48, 48, 3, 1, 1, 1, 48, True, "relu6", 14, False),
     "depthwise_s2":  (40, 40, 5, 2, 2, 1, 40, False, "hardswish", 15, False),
     "dilated":       (32, 32, 3, 1, 2, 2, 1, False, "sigmoid", 12, False),
+    # the padded-plane depthwise path (stride 1, not 3x3): ConvNeXt's 7x7,
+    # a dilated 5x5 as in DeepLab's MobileNetV3, wider than one 16-column tile
+    "depthwise_7x7": (32, 32, 7, 1, 3, 1, 32, True, "none", 19, False),
+    "dw_5x5_dil2":   (24, 24, 5, 1, 4, 2, 24, False, "hardswish", 21, False),
     "1x1_in_place":  (288, 288, 1, 1, 0, 1, 1, "chain", "relu", 7, False),
     "3x3_in_place":  (48, 48, 3, 1, 1, 1, 1, "chain", "relu", 10, False),
     "dw_in_place":   (48, 48, 3, 1, 1, 1, 48, "chain", "relu6", 14, False),
