@@ -117,22 +117,23 @@ void cpu_matmul(const float *a, const shape_t *as, const float *b, const shape_t
                     1.0f, a, (int)k, b, (int)n, 0.0f, y, (int)n);
         return;
     }
-    int64_t sa[ENGINE_MAX_RANK], sb[ENGINE_MAX_RANK], idx[ENGINE_MAX_RANK] = {0};
+    int64_t sa[ENGINE_MAX_RANK], sb[ENGINE_MAX_RANK];
     nd_broadcast_strides(&ba, &ob, sa);
     nd_broadcast_strides(&bb, &ob, sb);
-    int64_t oa = 0, obb = 0;
+    /* Many small products (attention heads): one per thread, each SGEMM on
+     * one thread (OpenBLAS runs single-threaded inside a parallel region);
+     * few large ones: one at a time, each on every thread. */
+    bool per_thread = batches >= 2 && m * n * k <= ((int64_t)1 << 22);
+#pragma omp parallel for schedule(static) if (per_thread)
     for (int64_t t = 0; t < batches; t++) {
+        int64_t oa = 0, obb = 0, rest = t;
+        for (int d = ob.rank - 1; d >= 0; d--) { /* batch t's offsets from its index */
+            int64_t i = rest % ob.dim[d];
+            rest /= ob.dim[d];
+            oa += i * sa[d];
+            obb += i * sb[d];
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
                     a + oa * m * k, (int)k, b + obb * k * n, (int)n, 0.0f, y + t * m * n, (int)n);
-        for (int d = ob.rank - 1; d >= 0; d--) {
-            idx[d]++;
-            oa += sa[d];
-            obb += sb[d];
-            if (idx[d] < ob.dim[d])
-                break;
-            oa -= sa[d] * idx[d];
-            obb -= sb[d] * idx[d];
-            idx[d] = 0;
-        }
     }
 }
