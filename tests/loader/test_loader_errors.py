@@ -178,3 +178,37 @@ def test_model_file_that_is_a_fifo(tmp_path):
     os.mkfifo(p)
     r = run_visiond("info", "--model", str(p), timeout=20)
     assert r.returncode == 2 and "not a regular file" in r.stderr, r.stderr
+
+
+def one_node_model(path, node, inputs, inits=(), opset=17):
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([node], "g", inputs, [y], initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize("mode,coord,words", [
+    ("cubic", "half_pixel", ["'mode' = 'cubic'"]),
+    ("linear", "tf_crop_and_resize", ["'coordinate_transformation_mode' = 'tf_crop_and_resize'"]),
+])
+def test_unimplemented_resize_is_named(tmp_path, mode, coord, words):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up2", mode=mode,
+                            coordinate_transformation_mode=coord)
+    p = one_node_model(tmp_path / "resize.onnx", node, [x], [scales])
+    expect_load_error(p, "node 'up2' (Resize)", *words)
+
+
+@pytest.mark.parametrize("equation,words", [
+    ("...ij,...jk->...ik", ["ellipsis"]),
+    ("ij,jk,kl->il", ["does not match its 2 inputs"]),
+])
+def test_unsupported_einsum_is_named(tmp_path, equation, words):
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4, 5])
+    b = numpy_helper.from_array(np.ones((5, 6), np.float32), "b")
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], name="contract", equation=equation)
+    p = one_node_model(tmp_path / "einsum.onnx", node, [a], [b])
+    expect_load_error(p, "node 'contract' (Einsum)", *words)
