@@ -21,6 +21,10 @@
 #include "cpu_kernels.h"
 #include "cpu_nchwc.h"
 
+#ifdef __clang__ /* "omp simd" is a request: an unoptimised (sanitizer) build need not honour it */
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 #define DEPTHWISE_MAX_KW 64 /* wider depthwise kernels take the im2col path */
 
 /* In cpu_conv_algo's order, NULL-terminated (the backend's conv_algorithms). */

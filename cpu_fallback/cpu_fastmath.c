@@ -9,6 +9,10 @@
  */
 #include "cpu_kernels.h"
 
+#ifdef __clang__ /* "omp simd" is a request: an unoptimised (sanitizer) build need not honour it */
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 /* The activations of transformers and YOLO heads, as loops without library
  * calls (cpu_fast_expf), one clone per instruction set. */
 CPU_MULTIVERSION
