@@ -3,6 +3,8 @@
 //   node ort_run.js run   MODEL IN.npy OUT.npy [THREADS]
 //     (OUT with a %d in it: every output, %d its index; otherwise the first)
 //   node ort_run.js bench MODEL BATCH ITERS THREADS [WARMUP]   -> one JSON line
+//   node ort_run.js profile MODEL BATCH ITERS THREADS PREFIX  -> ORT's profile, a JSON
+//     trace whose file name it prints (tests/bench/profile_vs_ort.py reads it)
 //
 // The module is looked up under $ORT_DIR (tests/tools/ort_install.sh puts it
 // in build/ort). Sessions run sequentially with intra-op THREADS threads and
@@ -40,11 +42,26 @@ function writeNpy(file, shape, data) {
     Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
 }
 
-async function session(model, threads) {
+async function session(model, threads, extra) {
   return ort.InferenceSession.create(model, {
     intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: 'all', ...(extra || {}),
   });
+}
+
+// The same deterministic input as `bench` (and as visiond bench's own).
+function benchInput(s, batch) {
+  const meta = s.inputMetadata ? s.inputMetadata[0] : null;
+  const dims = meta && meta.shape ? meta.shape.map((d, i) => (i === 0 || typeof d !== 'number' ? batch : d)) : null;
+  if (!dims) throw new Error('cannot read the input shape');
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let st = 42n;
+  for (let i = 0; i < n; i++) {
+    st = (st * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
+    data[i] = Number((st >> 40n) & 0xffffffn) / 0x800000 - 1;
+  }
+  return { [s.inputNames[0]]: new ort.Tensor('float32', data, dims) };
 }
 
 async function main() {
@@ -60,6 +77,14 @@ async function main() {
       const y = r[name];
       writeNpy(outFile.replace('%d', String(i)), y.dims, y.data);
     });
+  } else if (cmd === 'profile') {
+    const batch = Number(rest[0]), iters = Number(rest[1]), threads = Number(rest[2]);
+    const s = await session(model, threads, { enableProfiling: true, profileFilePrefix: rest[3] });
+    const feeds = benchInput(s, batch);
+    for (let i = 0; i < iters; i++) await s.run(feeds);
+    const file = s.endProfiling ? await s.endProfiling() : null;
+    if (s.release) await s.release(); // the binding writes the profile as the session ends
+    console.log(JSON.stringify({ profile: typeof file === 'string' ? file : null }));
   } else if (cmd === 'bench') {
     const batch = Number(rest[0]), iters = Number(rest[1]), threads = Number(rest[2]);
     const warmup = Number(rest[3] || 2);
