@@ -430,7 +430,8 @@ static void conv_depthwise(const conv_shape *s, const conv_buffers *b)
 {
     int64_t mult = s->m / s->c, planes = s->n * s->m;
     int64_t in_plane = s->h * s->w, out_plane = s->oh * s->ow;
-    if (s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1) {
+    bool three = s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1;
+    if (three || depthwise_tiled(s)) {
         /* each thread's zero-bordered plane: its slice of the workspace */
         int64_t pw_total, ph_total;
         depthwise_scratch(s, &pw_total, &ph_total);
@@ -440,28 +441,16 @@ static void conv_depthwise(const conv_shape *s, const conv_buffers *b)
 #pragma omp for schedule(static)
             for (int64_t idx = 0; idx < planes; idx++) {
                 int64_t img = idx / s->m, o = idx % s->m, ic = o / mult;
-                depthwise3x3_plane(b->x + (img * s->c + ic) * in_plane, b->weights + o * 9,
-                                   b->y + idx * out_plane, b->bias ? b->bias[o] : 0.0f,
-                                   b->residual ? b->residual + idx * out_plane : NULL, s,
-                                   scratch, pw_total, ph_total);
-            }
-        }
-        return;
-    }
-    if (depthwise_tiled(s)) {
-        int64_t pw_total, ph_total;
-        depthwise_scratch(s, &pw_total, &ph_total);
-#pragma omp parallel
-        {
-            float *scratch = b->work + (size_t)omp_get_thread_num() * (size_t)(pw_total * ph_total);
-#pragma omp for schedule(static)
-            for (int64_t idx = 0; idx < planes; idx++) {
-                int64_t img = idx / s->m, o = idx % s->m, ic = o / mult;
-                depthwise_tiled_plane(b->x + (img * s->c + ic) * in_plane,
-                                      b->weights + o * s->kh * s->kw, b->y + idx * out_plane,
-                                      b->bias ? b->bias[o] : 0.0f,
-                                      b->residual ? b->residual + idx * out_plane : NULL, s,
-                                      scratch, pw_total, ph_total);
+                const float *x = b->x + (img * s->c + ic) * in_plane;
+                const float *w = b->weights + o * s->kh * s->kw;
+                float bias = b->bias ? b->bias[o] : 0.0f;
+                const float *res = b->residual ? b->residual + idx * out_plane : NULL;
+                if (three)
+                    depthwise3x3_plane(x, w, b->y + idx * out_plane, bias, res, s, scratch,
+                                       pw_total, ph_total);
+                else
+                    depthwise_tiled_plane(x, w, b->y + idx * out_plane, bias, res, s, scratch,
+                                          pw_total, ph_total);
             }
         }
         return;

@@ -89,17 +89,7 @@ async function main() {
     const batch = Number(rest[0]), iters = Number(rest[1]), threads = Number(rest[2]);
     const warmup = Number(rest[3] || 2);
     const s = await session(model, threads);
-    const meta = s.inputMetadata ? s.inputMetadata[0] : null;
-    let dims = meta && meta.shape ? meta.shape.map((d, i) => (i === 0 || typeof d !== 'number' ? batch : d)) : null;
-    if (!dims) throw new Error('cannot read the input shape');
-    const n = dims.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    let st = 42n;
-    for (let i = 0; i < n; i++) {
-      st = (st * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
-      data[i] = Number((st >> 40n) & 0xffffffn) / 0x800000 - 1;
-    }
-    const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', data, dims) };
+    const feeds = benchInput(s, batch);
     for (let i = 0; i < warmup; i++) await s.run(feeds);
     const times = [];
     for (let i = 0; i < iters; i++) {
