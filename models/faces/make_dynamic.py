@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""Makes model.onnx from the original Ultraface slim-320 file: the only
-change is the batch dimension of the input and both outputs, from 1 to the
-symbolic "batch", so that visiond can batch images. The graph already
-computes its reshapes from the input's shape.
+"""Makes model.onnx from the original Ultraface slim-320 file. Two changes:
+the batch dimension of the input and both outputs, from 1 to the symbolic
+"batch", so that visiond can batch images (the graph already computes its
+reshapes from the input's shape); and the weights leave the list of graph
+inputs (an old exporter's habit), which ONNX Runtime otherwise reads as
+overridable inputs and does not fold. Weights and nodes are untouched.
 
 usage: make_dynamic.py ORIGINAL.onnx OUT.onnx
 """
@@ -17,6 +19,10 @@ def main():
         d = v.type.tensor_type.shape.dim[0]
         d.ClearField("dim_value")
         d.dim_param = "batch"
+    weights = {t.name for t in m.graph.initializer}
+    kept = [v for v in m.graph.input if v.name not in weights]
+    del m.graph.input[:]
+    m.graph.input.extend(kept)
     onnx.checker.check_model(m)
     onnx.save(m, sys.argv[2])
 
