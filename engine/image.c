@@ -199,6 +199,7 @@ static engine_status decode_jpeg(const void *data, size_t size, image_format wan
         cinfo.out_color_space = want == IMAGE_GRAY ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, ch = (int)want;
+    int full_w = (int)cinfo.image_width, full_h = (int)cinfo.image_height;
     if ((st = check_bytes((int64_t)w * h * ch, lim, err))) {
         jpeg_destroy_decompress(&cinfo);
         return st;
@@ -237,7 +238,8 @@ static engine_status decode_jpeg(const void *data, size_t size, image_format wan
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     free(row);
-    *out = (image_u8){.width = w, .height = h, .channels = ch, .pixels = pixels};
+    *out = (image_u8){.width = w, .height = h, .channels = ch, .pixels = pixels,
+                      .full_width = full_w, .full_height = full_h};
     return ENGINE_OK;
 }
 
@@ -325,7 +327,8 @@ static engine_status decode_png(const void *data, size_t size, image_format want
         goto out;
     }
     *out = (image_u8){.width = (int)img.width, .height = (int)img.height, .channels = (int)want,
-                      .pixels = pixels};
+                      .pixels = pixels, .full_width = (int)img.width,
+                      .full_height = (int)img.height};
 out:
     fclose(f);
     return st;

@@ -22,6 +22,7 @@ typedef enum { IMAGE_RGB = 3, IMAGE_GRAY = 1 } image_format;
 typedef struct {
     int width, height, channels; /* channels: 1 or 3 */
     uint8_t *pixels;             /* height rows of width*channels bytes */
+    int full_width, full_height; /* the size in the file: larger when decoded scaled (hint) */
 } image_u8;
 
 /* Recognises JPEG and PNG by their magic bytes. */

@@ -74,6 +74,57 @@ image_decode_hint preproc_decode_hint(const preproc_params *p)
     return h;
 }
 
+preproc_geometry preproc_geometry_of(const preproc_params *p, int image_w, int image_h)
+{
+    preproc_geometry g = {.image_w = image_w, .image_h = image_h, .resized_w = p->width,
+                          .resized_h = p->height};
+    if (p->resize == PREPROC_SHORTER_SIDE_CROP) {
+        int s = p->resize_shorter_side;
+        if (image_w <= image_h) {
+            g.resized_w = s;
+            g.resized_h = (int)((int64_t)s * image_h / image_w);
+        } else {
+            g.resized_h = s;
+            g.resized_w = (int)((int64_t)s * image_w / image_h);
+        }
+        if (g.resized_w < p->width)
+            g.resized_w = p->width;
+        if (g.resized_h < p->height)
+            g.resized_h = p->height;
+        g.offset_x = -round_half_even((g.resized_w - p->width) / 2.0);
+        g.offset_y = -round_half_even((g.resized_h - p->height) / 2.0);
+    } else if (p->resize == PREPROC_LETTERBOX) {
+        double r = fmin((double)p->width / image_w, (double)p->height / image_h);
+        g.resized_w = round_half_even(image_w * r);
+        g.resized_h = round_half_even(image_h * r);
+        g.resized_w = g.resized_w < 1 ? 1 : g.resized_w > p->width ? p->width : g.resized_w;
+        g.resized_h = g.resized_h < 1 ? 1 : g.resized_h > p->height ? p->height : g.resized_h;
+        g.offset_x = (p->width - g.resized_w) / 2;
+        g.offset_y = (p->height - g.resized_h) / 2;
+    }
+    g.scale_x = (double)g.resized_w / image_w;
+    g.scale_y = (double)g.resized_h / image_h;
+    return g;
+}
+
+preproc_geometry preproc_geometry_of_image(const preproc_params *p, const image_u8 *img)
+{
+    preproc_geometry g = preproc_geometry_of(p, img->width, img->height);
+    if (img->full_width > 0 && img->full_height > 0) {
+        g.image_w = img->full_width;
+        g.image_h = img->full_height;
+        g.scale_x = (double)g.resized_w / g.image_w;
+        g.scale_y = (double)g.resized_h / g.image_h;
+    }
+    return g;
+}
+
+/* img resized to rw x rh, of which the out_w x out_h window at (ox, oy) is
+ * written to out (rows of `stride` bytes). */
+static engine_status resample_window(const image_u8 *img, int ch, int rw, int rh, int ox, int oy,
+                                     int out_w, int out_h, uint8_t *out, size_t stride,
+                                     engine_error *err);
+
 engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uint8_t *out,
                                engine_error *err)
 {
@@ -81,31 +132,29 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
     if (img->channels != ch)
         return engine_fail(err, ENGINE_E_INVALID, "image has %d channels, the model %d",
                            img->channels, ch);
-    int rw = p->width, rh = p->height, ox = 0, oy = 0;
-    if (p->resize == PREPROC_SHORTER_SIDE_CROP) {
-        int s = p->resize_shorter_side;
-        if (img->width <= img->height) {
-            rw = s;
-            rh = (int)((int64_t)s * img->height / img->width);
-        } else {
-            rh = s;
-            rw = (int)((int64_t)s * img->width / img->height);
-        }
-        if (rw < p->width)
-            rw = p->width;
-        if (rh < p->height)
-            rh = p->height;
-        ox = round_half_even((rw - p->width) / 2.0);
-        oy = round_half_even((rh - p->height) / 2.0);
-    }
-    taps *tx = malloc(sizeof *tx * (size_t)p->width), *ty = malloc(sizeof *ty * (size_t)p->height);
+    preproc_geometry g = preproc_geometry_of(p, img->width, img->height);
+    size_t stride = (size_t)p->width * (size_t)ch;
+    if (p->resize != PREPROC_LETTERBOX)
+        return resample_window(img, ch, g.resized_w, g.resized_h, -g.offset_x, -g.offset_y,
+                               p->width, p->height, out, stride, err);
+    memset(out, p->pad_value, stride * (size_t)p->height);
+    return resample_window(img, ch, g.resized_w, g.resized_h, 0, 0, g.resized_w, g.resized_h,
+                           out + (size_t)g.offset_y * stride + (size_t)g.offset_x * (size_t)ch,
+                           stride, err);
+}
+
+static engine_status resample_window(const image_u8 *img, int ch, int rw, int rh, int ox, int oy,
+                                     int out_w, int out_h, uint8_t *out, size_t stride,
+                                     engine_error *err)
+{
+    taps *tx = malloc(sizeof *tx * (size_t)out_w), *ty = malloc(sizeof *ty * (size_t)out_h);
     int cx, cy;
-    float *wx = tx ? make_taps(img->width, rw, ox, p->width, tx, &cx) : NULL;
-    float *wy = ty ? make_taps(img->height, rh, oy, p->height, ty, &cy) : NULL;
+    float *wx = tx ? make_taps(img->width, rw, ox, out_w, tx, &cx) : NULL;
+    float *wy = ty ? make_taps(img->height, rh, oy, out_h, ty, &cy) : NULL;
     /* horizontal pass over the source rows the vertical pass needs */
     int y0 = ty ? ty[0].first : 0;
-    int y1 = ty ? ty[p->height - 1].first + ty[p->height - 1].count : 0;
-    float *mid = malloc(sizeof(float) * (size_t)(y1 - y0 > 0 ? y1 - y0 : 1) * (size_t)p->width *
+    int y1 = ty ? ty[out_h - 1].first + ty[out_h - 1].count : 0;
+    float *mid = malloc(sizeof(float) * (size_t)(y1 - y0 > 0 ? y1 - y0 : 1) * (size_t)out_w *
                         (size_t)ch);
     engine_status st = ENGINE_OK;
     if (!tx || !ty || !wx || !wy || !mid) {
@@ -114,9 +163,9 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
     }
     for (int y = y0; y < y1; y++) {
         const uint8_t *src = img->pixels + (size_t)y * (size_t)img->width * (size_t)ch;
-        float *dst = mid + (size_t)(y - y0) * (size_t)p->width * (size_t)ch;
+        float *dst = mid + (size_t)(y - y0) * (size_t)out_w * (size_t)ch;
         if (ch == 3) {
-            for (int x = 0; x < p->width; x++) {
+            for (int x = 0; x < out_w; x++) {
                 const uint8_t *px = src + (size_t)tx[x].first * 3;
                 const float *w = tx[x].weights;
                 float r = 0, g = 0, b = 0;
@@ -128,7 +177,7 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
                 dst[3 * x] = r, dst[3 * x + 1] = g, dst[3 * x + 2] = b;
             }
         } else {
-            for (int x = 0; x < p->width; x++) {
+            for (int x = 0; x < out_w; x++) {
                 const uint8_t *px = src + tx[x].first;
                 float acc = 0;
                 for (int k = 0; k < tx[x].count; k++)
@@ -138,13 +187,13 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
         }
     }
     /* vertical pass: accumulate whole rows (unit stride, vectorised) */
-    size_t row = (size_t)p->width * (size_t)ch;
+    size_t row = (size_t)out_w * (size_t)ch;
     float *acc = malloc(row * sizeof *acc);
     if (!acc) {
         st = engine_fail(err, ENGINE_E_NOMEM, "out of memory resizing");
         goto out;
     }
-    for (int y = 0; y < p->height; y++) {
+    for (int y = 0; y < out_h; y++) {
         for (size_t i = 0; i < row; i++)
             acc[i] = 0;
         for (int k = 0; k < ty[y].count; k++) {
@@ -153,7 +202,7 @@ engine_status preproc_resample(const image_u8 *img, const preproc_params *p, uin
             for (size_t i = 0; i < row; i++)
                 acc[i] += w * m[i];
         }
-        uint8_t *dst = out + (size_t)y * row;
+        uint8_t *dst = out + (size_t)y * stride;
         for (size_t i = 0; i < row; i++) {
             float v = acc[i] + 0.5f;
             dst[i] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : (int)v);

@@ -21,7 +21,9 @@
 #include "image.h"
 
 typedef enum { PREPROC_RGB = 0, PREPROC_BGR, PREPROC_GRAY } preproc_color;
-typedef enum { PREPROC_SHORTER_SIDE_CROP = 0, PREPROC_STRETCH } preproc_resize;
+/* letterbox: the whole image scaled to fit (aspect kept), centred, the
+ * rest of the input filled with pad_value (YOLO's preprocessing). */
+typedef enum { PREPROC_SHORTER_SIDE_CROP = 0, PREPROC_STRETCH, PREPROC_LETTERBOX } preproc_resize;
 /* JPEG decoding at 1/2..1/8 size from the DCT coefficients: never, whenever
  * what is left is enough for the resize, or (auto) only when the image is
  * at least 4x what the resize needs, so that the resampler still has 2x. */
@@ -35,7 +37,27 @@ typedef struct preproc_params {
     float scale;
     float mean[3], std[3];
     preproc_dct jpeg_dct_scaling; /* let JPEGs decode at 1/2..1/8 size when still large enough */
+    int pad_value;                /* PREPROC_LETTERBOX: the border's byte value (every channel) */
 } preproc_params;
+
+/* Where an image's pixels land in the model's input, so that answers in
+ * input pixels (boxes, masks) can be mapped back to the image:
+ *   input_x = image_x * scale_x + offset_x   (likewise y)
+ * The image is resized to resized_w x resized_h; of that, the input shows
+ * the window at (-offset_x, -offset_y) (a crop: offset <= 0) or the whole
+ * of it placed at (offset_x, offset_y) (a letterbox: offset >= 0). */
+typedef struct {
+    int image_w, image_h;
+    int resized_w, resized_h;
+    int offset_x, offset_y;
+    double scale_x, scale_y; /* resized / image */
+} preproc_geometry;
+
+/* The geometry preproc_resample uses for an image of that size. */
+preproc_geometry preproc_geometry_of(const preproc_params *p, int image_w, int image_h);
+/* The geometry of a decoded image against the size in its file (they
+ * differ when a JPEG was decoded scaled): answers map to the file's size. */
+preproc_geometry preproc_geometry_of_image(const preproc_params *p, const image_u8 *img);
 
 static inline int preproc_channels(const preproc_params *p)
 {

@@ -10,6 +10,7 @@
 static server_metrics families;
 
 static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static const double detection_buckets[] = {0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000};
 
 void server_metrics_init(void)
 {
@@ -79,6 +80,10 @@ void server_metrics_init(void)
                                     "by part: request bodies, decoding, queued tensors, "
                                     "connection buffers (README, Limits).",
                                     "part");
+    m->detections = metric_histogram("visiond_detections_per_image",
+                                     "Objects found per image by /detect, after NMS.", "model",
+                                     detection_buckets,
+                                     (int)(sizeof detection_buckets / sizeof(double)));
     metric_set(m->build_info, 1, VISIOND_VERSION);
 }
 

@@ -1,9 +1,13 @@
-/* visiond's own API: POST /v1/models/{name}/classify and GET /v1/models.
+/* visiond's own API: POST /v1/models/{name}/classify (and the steps that
+ * /detect and /segment share with it: api_tasks.c finishes those) and
+ * GET /v1/models.
  *
- * classify takes one raw image (JPEG or PNG) or a multipart/form-data body
- * with one or more file parts, and answers one result per image, in order:
+ * The image endpoints take one raw image (JPEG or PNG) or a
+ * multipart/form-data body with one or more file parts, and answer one
+ * result per image, in order; classify's:
  *   {"model": ..., "results": [{"predictions": [{"index", "label", "score"}]}],
  *    "batch_size": b, "timing_ms": {"queue", "preprocess", "inference", "total"}}
+ * The same times go in a Server-Timing header, for browsers' tools.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +15,37 @@
 #include "../engine/image.h"
 #include "../engine/postproc.h"
 #include "../engine/preproc.h"
+#include "model_task.h"
 #include "server.h"
 
-/* The body is in: how many images, and is there room for them? */
+/* Query and Accept for detect and segment: render, mask. */
+static enum MHD_Result task_options(request *r)
+{
+    served_model *m = r->model;
+    const char *render = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "render");
+    const char *mask = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "mask");
+    const char *accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
+    if (render && strcmp(render, "jpeg") != 0)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST, "render must be \"jpeg\"");
+    r->render = render != NULL;
+    if (m->cfg.task == TASK_DETECT && mask)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST, "mask is a segment option");
+    if (mask && strcmp(mask, "png") != 0 && strcmp(mask, "base64") != 0)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST,
+                          "mask must be \"png\" (the body) or \"base64\" (in the JSON)");
+    if (mask)
+        r->mask = strcmp(mask, "png") == 0 ? MASK_PNG : MASK_BASE64;
+    else if (m->cfg.task == TASK_SEGMENT && accept && strstr(accept, "image/png") &&
+             !strstr(accept, "application/json"))
+        r->mask = MASK_PNG;
+    if (r->render && r->mask == MASK_PNG)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST, "ask for render=jpeg or the mask, not both");
+    r->after_job = m->cfg.task == TASK_DETECT ? api_detect_after : api_segment_after;
+    return MHD_YES;
+}
+
 /* The head is in: what the body must be, and the query. */
-enum MHD_Result api_classify_start(request *r)
+enum MHD_Result api_image_start(request *r)
 {
     served_model *m = r->model;
     char type[128];
@@ -34,6 +64,13 @@ enum MHD_Result api_classify_start(request *r)
         return http_defer(r, MHD_HTTP_BAD_REQUEST,
                           "model '%s' does not take images; use /v2/models/%s/infer", m->name,
                           m->name);
+    const char *task = model_task_name(m->cfg.task);
+    if (strcmp(r->route->endpoint, task) != 0)
+        return http_defer(r, MHD_HTTP_BAD_REQUEST,
+                          "model '%s' is a %s model: use POST /v1/models/%s/%s", m->name, task,
+                          m->name, task);
+    if (m->cfg.task != TASK_CLASSIFY)
+        return task_options(r);
     const char *k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
     r->top_k = 5;
     if (k) {
@@ -46,7 +83,8 @@ enum MHD_Result api_classify_start(request *r)
     return MHD_YES;
 }
 
-enum MHD_Result api_classify_admit(request *r)
+/* The body is in: how many images, and is there room for them? */
+enum MHD_Result api_image_admit(request *r)
 {
     served_model *m = r->model;
     int n = 1;
@@ -67,6 +105,10 @@ enum MHD_Result api_classify_admit(request *r)
     } else if (r->body.len == 0) {
         return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "the body is empty: send an image");
     }
+    if (n > 1 && (r->render || r->mask == MASK_PNG))
+        return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
+                                  "%s answers one image; this request has %d",
+                                  r->render ? "render=jpeg" : "a PNG mask", n);
     if (n > m->cfg.max_queue_size)
         return http_respond_error(r, MHD_HTTP_BAD_REQUEST,
                                   "%d images is more than the queue of model '%s' holds (%d)", n,
@@ -78,22 +120,24 @@ enum MHD_Result api_classify_admit(request *r)
                                  m->name, m->cfg.max_queue_size);
     r->reserved_items = n;
     r->job.n_items = n;
-    return http_prepare(r, api_classify_prepare);
+    return http_prepare(r, api_image_prepare);
 }
 
 /* In the decode pool: every image decoded and resized into the job. */
-int api_classify_prepare(request *r)
+int api_image_prepare(request *r)
 {
     served_model *m = r->model;
     const preproc_params *pre = &m->cfg.pre;
     const server_config *cfg = &r->srv->cfg;
     int n = r->job.n_items;
     bool multipart = r->n_parts > 0;
-    if (request_alloc_job(r, n, true))
+    if (request_alloc_job(r, n, true) ||
+        (m->cfg.task != TASK_CLASSIFY && !(r->geometry = calloc((size_t)n, sizeof *r->geometry))))
         return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
     int64_t t0 = http_now_ns();
     size_t pixels = (size_t)pre->width * (size_t)pre->height * (size_t)preproc_channels(pre);
-    image_decode_hint hint = preproc_decode_hint(pre);
+    /* a rendered answer is the whole image: no scaled decoding */
+    image_decode_hint hint = r->render ? (image_decode_hint){0} : preproc_decode_hint(pre);
     for (int i = 0; i < n; i++) {
         if (i > 0 && http_now_ns() > r->due_ns) { /* many costly images: the request's time is up */
             return http_fail(r, MHD_HTTP_GATEWAY_TIMEOUT,
@@ -116,6 +160,17 @@ int api_classify_prepare(request *r)
             if (n > 1)
                 return http_fail_status(r, e.status, "image %d: %s", i + 1, e.message);
             return http_fail_status(r, e.status, "%s", e.message);
+        }
+        if (r->geometry)
+            r->geometry[i] = preproc_geometry_of_image(pre, &img);
+        if (r->render && pre->color == PREPROC_GRAY) { /* drawn in colour */
+            image_free(&img);
+            if (image_decode(b->data, b->len, IMAGE_RGB, &lim, &hint, &img, &e))
+                return http_fail_status(r, e.status, "%s", e.message);
+        }
+        if (r->render) {
+            r->kept_image = img;
+            continue;
         }
         image_free(&img);
     }
@@ -155,18 +210,59 @@ enum MHD_Result api_classify_finish(request *r)
     }
     free(scores);
     free(top);
-    double total = (double)(http_now_ns() - r->t0_ns) / 1e6;
-    json_t *body = json_pack("{s:s,s:o,s:i,s:{s:f,s:f,s:f,s:f}}", "model", m->name, "results",
-                             results, "batch_size", r->job.batch_size, "timing_ms", "queue",
-                             r->job.queue_ms, "preprocess", r->preprocess_ms, "inference",
-                             r->job.inference_ms, "total", total);
+    json_t *body = json_pack("{s:s,s:o,s:i,s:o}", "model", m->name, "results", results,
+                             "batch_size", r->job.batch_size, "timing_ms", api_timing(r));
     return http_respond_json(r, MHD_HTTP_OK, body);
+}
+
+json_t *api_timing(request *r)
+{
+    double total = (double)(http_now_ns() - r->t0_ns) / 1e6;
+    snprintf(r->server_timing, sizeof r->server_timing,
+             "queue;dur=%.3f, preprocess;dur=%.3f, inference;dur=%.3f, total;dur=%.3f",
+             r->job.queue_ms, r->preprocess_ms, r->job.inference_ms, total);
+    return json_pack("{s:f,s:f,s:f,s:f}", "queue", r->job.queue_ms, "preprocess",
+                     r->preprocess_ms, "inference", r->job.inference_ms, "total", total);
+}
+
+/* The output section as the task reads it (model_config.h). */
+static json_t *output_json(const served_model *m)
+{
+    const model_config *c = &m->cfg;
+    const detect_params *d = &c->detect;
+    static const char *const acts[] = {"none", "sigmoid", "softmax"};
+    engine_tensor_info a, b;
+    engine_error e = {0};
+    if (c->task == TASK_CLASSIFY)
+        return json_pack("{s:b,s:I,s:i}", "softmax", c->softmax, "classes",
+                         (json_int_t)m->classes, "labels", m->n_labels);
+    if (engine_output_info(m->engine, m->task_out[0], 1, &a, &e))
+        return json_null();
+    if (c->task == TASK_SEGMENT)
+        return json_pack("{s:s,s:I,s:i}", "logits", a.name, "classes",
+                         (json_int_t)m->task_dims[0], "labels", m->n_labels);
+    json_t *o = json_pack(
+        "{s:s,s:I,s:i,s:s,s:f,s:f,s:i,s:i,s:s,s:o}", "layout",
+        d->layout == DETECT_YOLO ? "yolo" : "boxes_scores", "classes",
+        (json_int_t)m->task_dims[1], "labels", m->n_labels, "score_activation",
+        acts[d->activation], "score_threshold", (double)d->score_threshold, "iou_threshold",
+        d->iou_threshold, "max_detections", d->max_detections, "max_candidates",
+        d->max_candidates, "nms", d->class_agnostic ? "class_agnostic" : "per_class",
+        "background_class", d->background_class < 0 ? json_null() : json_integer(d->background_class));
+    if (d->layout == DETECT_YOLO) {
+        json_object_set_new(o, "predictions", json_string(a.name));
+    } else if (!engine_output_info(m->engine, m->task_out[1], 1, &b, &e)) {
+        json_object_set_new(o, "boxes", json_string(a.name));
+        json_object_set_new(o, "scores", json_string(b.name));
+        json_object_set_new(o, "coordinates", json_string(d->normalized ? "normalized" : "pixels"));
+    }
+    return o;
 }
 
 static json_t *model_json(const served_model *m)
 {
     static const char *const colors[] = {"rgb", "bgr", "gray"};
-    static const char *const resizes[] = {"shorter_side_crop", "stretch"};
+    static const char *const resizes[] = {"shorter_side_crop", "stretch", "letterbox"};
     const model_config *c = &m->cfg;
     int state = atomic_load(&m->state);
     json_t *o = json_pack("{s:s,s:s}", "name", m->name, "state", model_state_name(state));
@@ -189,10 +285,12 @@ static json_t *model_json(const served_model *m)
                                    : json_boolean(c->pre.jpeg_dct_scaling == PREPROC_DCT_ON));
         if (c->pre.resize == PREPROC_SHORTER_SIDE_CROP)
             json_object_set_new(in, "resize_shorter_side", json_integer(c->pre.resize_shorter_side));
+        if (c->pre.resize == PREPROC_LETTERBOX)
+            json_object_set_new(in, "pad_value", json_integer(c->pre.pad_value));
         json_object_set_new(o, "input", in);
     }
-    json_object_set_new(o, "output", json_pack("{s:b,s:I,s:i}", "softmax", c->softmax, "classes",
-                                               (json_int_t)m->classes, "labels", m->n_labels));
+    json_object_set_new(o, "task", json_string(model_task_name(c->task)));
+    json_object_set_new(o, "output", output_json(m));
     json_object_set_new(o, "batching",
                         json_pack("{s:i,s:I,s:i,s:I}", "max_batch_size",
                                   batcher_max_batch(m->batcher), "max_queue_delay_us",

@@ -104,6 +104,8 @@ static enum MHD_Result queue(request *r, unsigned status, const char *content_ty
     MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "visiond/" VISIOND_VERSION);
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->server_timing[0] && status == MHD_HTTP_OK)
+        MHD_add_response_header(resp, "Server-Timing", r->server_timing);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
@@ -597,9 +599,24 @@ static void resume(request *r)
     MHD_resume_connection(r->conn);
 }
 
+static void cancel_task(void *arg);
+
+/* The endpoint's work once its batch is back (api_tasks.c), in the pool. */
+static void after_task(void *arg)
+{
+    request *r = arg;
+    r->after_done = true;
+    r->after_job(r);
+    resume(r);
+}
+
 static void on_job_done(batch_job *job)
 {
-    resume(job->user);
+    request *r = job->user;
+    if (r->after_job && job->status == ENGINE_OK &&
+        work_pool_submit(r->srv->pool, (work_task){after_task, cancel_task, r}))
+        return;
+    resume(r); /* finish() runs after_job itself when the pool was full */
 }
 
 int http_submit_job(request *r)
@@ -700,6 +717,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->output_mem);
     json_decref(r->v2_outputs);
     json_decref(r->v2_id);
+    json_decref(r->answer);
+    free(r->answer_bytes);
+    free(r->geometry);
+    image_free(&r->kept_image);
     free(r);
 }
 

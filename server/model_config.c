@@ -23,10 +23,17 @@ void model_config_defaults(model_config *c)
     for (int i = 0; i < 3; i++)
         c->pre.std[i] = 1.0f;
     c->softmax = true;
+    c->pre.pad_value = 114;
+    detect_params_defaults(&c->detect);
     c->max_batch_size = 16;
     c->max_queue_delay_us = 2000;
     c->max_queue_size = 256;
     c->timeout_ms = 10000;
+}
+
+const char *model_task_name(model_task t)
+{
+    return t == TASK_DETECT ? "detect" : t == TASK_SEGMENT ? "segment" : "classify";
 }
 
 typedef struct {
@@ -104,8 +111,15 @@ static int parse_input(json_t *o, model_config *c, errbuf *e)
                 c->pre.resize = PREPROC_SHORTER_SIDE_CROP;
             else if (s && strcmp(s, "stretch") == 0)
                 c->pre.resize = PREPROC_STRETCH;
+            else if (s && strcmp(s, "letterbox") == 0)
+                c->pre.resize = PREPROC_LETTERBOX;
             else
-                return fail(e, "input.resize must be \"shorter_side_crop\" or \"stretch\"");
+                return fail(e, "input.resize must be \"shorter_side_crop\", \"stretch\" or "
+                               "\"letterbox\"");
+        } else if (strcmp(key, "pad_value") == 0) {
+            if (int_value(v, "input", key, 0, 255, &n, e))
+                return -1;
+            c->pre.pad_value = (int)n;
         } else if (strcmp(key, "scale") == 0) {
             if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
                 !(json_number_value(v) > 0))
@@ -132,17 +146,117 @@ static int parse_input(json_t *o, model_config *c, errbuf *e)
     return 0;
 }
 
+/* One of `names` (NULL-terminated): its index, or -1 after the error. */
+static int choice(json_t *v, const char *key, const char *const *names, errbuf *e)
+{
+    const char *s = json_string_value(v);
+    char list[256] = "";
+    for (int i = 0; names[i]; i++) {
+        if (s && strcmp(s, names[i]) == 0)
+            return i;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? names[i + 1] ? ", " : " or " : "",
+                 names[i]);
+    }
+    fail(e, "output.%s must be %s", key, list);
+    return -1;
+}
+
+static int number_value(json_t *v, const char *key, double lo, double hi, double *out, errbuf *e)
+{
+    if (!json_is_number(v) || !(json_number_value(v) >= lo) || !(json_number_value(v) <= hi))
+        return fail(e, "output.%s must be a number from %g to %g", key, lo, hi);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int name_value(json_t *v, const char *key, char *out, size_t len, errbuf *e)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) >= len)
+        return fail(e, "output.%s must name one of the model's outputs", key);
+    snprintf(out, len, "%s", s);
+    return 0;
+}
+
+static int parse_detect_key(const char *key, json_t *v, model_config *c, errbuf *e)
+{
+    static const char *const layouts[] = {"boxes_scores", "yolo", NULL};
+    static const char *const coords[] = {"normalized", "pixels", NULL};
+    static const char *const acts[] = {"none", "sigmoid", "softmax", NULL};
+    static const char *const nms[] = {"per_class", "class_agnostic", NULL};
+    detect_params *d = &c->detect;
+    double x;
+    long long n;
+    int i;
+    if (strcmp(key, "layout") == 0) {
+        if ((i = choice(v, key, layouts, e)) < 0)
+            return -1;
+        d->layout = (detect_layout)i;
+    } else if (strcmp(key, "coordinates") == 0) {
+        if ((i = choice(v, key, coords, e)) < 0)
+            return -1;
+        d->normalized = i == 0;
+    } else if (strcmp(key, "score_activation") == 0) {
+        if ((i = choice(v, key, acts, e)) < 0)
+            return -1;
+        d->activation = (detect_activation)i;
+    } else if (strcmp(key, "nms") == 0) {
+        if ((i = choice(v, key, nms, e)) < 0)
+            return -1;
+        d->class_agnostic = i == 1;
+    } else if (strcmp(key, "score_threshold") == 0) {
+        if (number_value(v, key, 0, 1, &x, e))
+            return -1;
+        d->score_threshold = (float)x;
+    } else if (strcmp(key, "iou_threshold") == 0) {
+        if (number_value(v, key, 0, 1, &x, e))
+            return -1;
+        d->iou_threshold = x;
+    } else if (strcmp(key, "max_detections") == 0) {
+        if (int_value(v, "output", key, 1, 100000, &n, e))
+            return -1;
+        d->max_detections = (int)n;
+    } else if (strcmp(key, "max_candidates") == 0) {
+        if (int_value(v, "output", key, 1, 1000000, &n, e))
+            return -1;
+        d->max_candidates = (int)n;
+    } else if (strcmp(key, "background_class") == 0) {
+        if (json_is_null(v))
+            d->background_class = -1;
+        else if (int_value(v, "output", key, 0, 1000000, &n, e))
+            return -1;
+        else
+            d->background_class = (int)n;
+    } else if (strcmp(key, "boxes") == 0) {
+        return name_value(v, key, c->boxes_name, sizeof c->boxes_name, e);
+    } else if (strcmp(key, "scores") == 0) {
+        return name_value(v, key, c->scores_name, sizeof c->scores_name, e);
+    } else if (strcmp(key, "predictions") == 0) {
+        return name_value(v, key, c->predictions_name, sizeof c->predictions_name, e);
+    } else {
+        return fail(e, "unknown key '%s' in output (task detect)", key);
+    }
+    return 0;
+}
+
 static int parse_output(json_t *o, model_config *c, errbuf *e)
 {
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
-        if (strcmp(key, "softmax") == 0) {
+        if (c->task == TASK_DETECT) {
+            if (parse_detect_key(key, v, c, e))
+                return -1;
+        } else if (c->task == TASK_SEGMENT && strcmp(key, "logits") == 0) {
+            if (name_value(v, key, c->logits_name, sizeof c->logits_name, e))
+                return -1;
+        } else if (c->task == TASK_CLASSIFY && strcmp(key, "softmax") == 0) {
             if (!json_is_boolean(v))
                 return fail(e, "output.softmax must be true or false");
             c->softmax = json_is_true(v);
         } else {
-            return fail(e, "unknown key '%s' in output", key);
+            return fail(e, "unknown key '%s' in output (task %s)", key, model_task_name(c->task));
         }
     }
     return 0;
@@ -198,11 +312,26 @@ int model_config_load(const char *path, model_config *c, bool *found, char *err,
     int rc = 0;
     const char *key;
     json_t *v;
-    if (!json_is_object(root))
+    static const char *const tasks[] = {"classify", "detect", "segment", NULL};
+    json_t *task = json_is_object(root) ? json_object_get(root, "task") : NULL;
+    if (!json_is_object(root)) {
         rc = fail(&e, "the top level must be an object");
-    else
+    } else if (task) { /* first: the output section depends on it */
+        const char *t = json_string_value(task);
+        rc = -1;
+        for (int i = 0; tasks[i]; i++)
+            if (t && strcmp(t, tasks[i]) == 0) {
+                c->task = (model_task)i;
+                rc = 0;
+            }
+        if (rc)
+            fail(&e, "task must be \"classify\", \"detect\" or \"segment\"");
+    }
+    if (!rc)
         json_object_foreach(root, key, v) {
-            if (!json_is_object(v)) {
+            if (strcmp(key, "task") == 0) {
+                continue;
+            } else if (!json_is_object(v)) {
                 rc = fail(&e, "'%s' must be an object", key);
             } else if (strcmp(key, "input") == 0) {
                 rc = parse_input(v, c, &e);

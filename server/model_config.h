@@ -4,6 +4,7 @@
  *               "resize": "shorter_side_crop" | "stretch", "resize_shorter_side": 256,
  *               "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406],
  *               "std": [0.229, 0.224, 0.225], "jpeg_dct_scaling": "auto"},
+ *    "task": "classify" | "detect" | "segment",
  *    "output": {"softmax": true},
  *    "batching": {"max_batch_size": 16, "max_queue_delay_us": 2000,
  *                 "max_queue_size": 256, "timeout_ms": 10000}}
@@ -23,6 +24,22 @@
  * 1/8 (64 times less work and memory) while photos near the model's size
  * decode exactly. Unknown keys and out-of-range values are errors naming
  * the key.
+ *
+ * input.resize may also be "letterbox" (the whole image scaled to fit,
+ * centred, bordered with input.pad_value, 0-255, default 114).
+ *
+ * The output section depends on the task:
+ *   classify: {"softmax": true}
+ *   detect:   {"layout": "boxes_scores" | "yolo", "boxes": NAME, "scores": NAME,
+ *              "predictions": NAME, "coordinates": "normalized" | "pixels",
+ *              "score_activation": "none" | "sigmoid" | "softmax",
+ *              "score_threshold": 0.5, "iou_threshold": 0.45, "max_detections": 100,
+ *              "max_candidates": 10000, "nms": "per_class" | "class_agnostic",
+ *              "background_class": null | INDEX}
+ *             (engine/detect.h describes the layouts; the output names are
+ *             optional: by default the boxes are the output whose last axis is
+ *             4, the scores the other, the predictions the first output)
+ *   segment:  {"logits": NAME} (default: the first output; [N, C, H, W])
  */
 #ifndef VISIOND_MODEL_CONFIG_H
 #define VISIOND_MODEL_CONFIG_H
@@ -31,11 +48,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../engine/detect.h"
 #include "../engine/preproc.h"
 
+typedef enum { TASK_CLASSIFY = 0, TASK_DETECT, TASK_SEGMENT } model_task;
+
 typedef struct {
+    model_task task;
     preproc_params pre;  /* width/height 0 until resolved against the model */
     bool softmax;
+    detect_params detect;
+    /* output names from "boxes", "scores", "predictions", "logits"; "": by shape */
+    char boxes_name[128], scores_name[128], predictions_name[128], logits_name[128];
     int max_batch_size;
     int64_t max_queue_delay_us;
     int max_queue_size;
@@ -43,6 +67,7 @@ typedef struct {
 } model_config;
 
 void model_config_defaults(model_config *c);
+const char *model_task_name(model_task t);
 /* Reads path over the defaults; a missing file is not an error (*found = false). */
 int model_config_load(const char *path, model_config *c, bool *found, char *err, size_t errlen);
 /* Fills width/height from the model's input shape (N, C, H, W) where the

@@ -10,6 +10,7 @@
 
 #include "../engine/file_read.h"
 #include "log.h"
+#include "model_task.h"
 
 #define MAX_MODELS 256
 #define MAX_LABELS 100000
@@ -188,9 +189,14 @@ static int load_model(served_model *m, const model_load_options *o, char *err,
         return -1;
     }
     m->classes = batcher_output_elems(m->batcher, 0);
-    if (m->n_labels && m->n_labels != m->classes)
+    if (model_task_resolve(m, err, errlen))
+        return -1;
+    int64_t classes = m->cfg.task == TASK_CLASSIFY ? m->classes
+                      : m->cfg.task == TASK_DETECT ? m->task_dims[1]
+                                                   : m->task_dims[0];
+    if (m->n_labels && m->n_labels != classes)
         log_msg(LOG_WARN, "model %s: labels.txt has %d lines but the model has %lld classes",
-                m->name, m->n_labels, (long long)m->classes);
+                m->name, m->n_labels, (long long)classes);
     return 0;
 }
 
@@ -210,8 +216,8 @@ void model_repo_load_all(model_repo *r, const model_load_options *o)
             atomic_store(&m->state, MODEL_FAILED);
             continue;
         }
-        log_msg(LOG_INFO, "model %s ready: %s, batches up to %d, %s", m->name,
-                !m->image_input ? "tensors" : "images",
+        log_msg(LOG_INFO, "model %s ready: %s, %s, batches up to %d, %s", m->name,
+                !m->image_input ? "tensors" : "images", model_task_name(m->cfg.task),
                 batcher_max_batch(m->batcher), m->backend);
         atomic_store(&m->state, MODEL_READY);
     }

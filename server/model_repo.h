@@ -30,6 +30,10 @@ typedef struct {
     int n_labels;
     int64_t classes;   /* elements per image of the first output */
     bool image_input;  /* one (N, C, H, W) input with C = 1 or 3: /classify works */
+    /* the task's outputs (model_task.c): detect: boxes or predictions, then
+     * scores; segment: logits. Dims per image: detect K, C; segment C, H, W */
+    int task_out[2];
+    int64_t task_dims[3];
     char backend[256];
 } served_model;
 

@@ -25,7 +25,8 @@ static enum MHD_Result readyz(request *r)
     return api_v2_ready(r, false);
 }
 
-static const post_api classify = {api_classify_start, api_classify_admit, api_classify_finish};
+static const post_api classify = {api_image_start, api_image_admit, api_classify_finish};
+static const post_api task = {api_image_start, api_image_admit, api_task_finish};
 static const post_api infer = {api_v2_infer_start, api_v2_infer_admit, api_v2_infer_finish};
 
 static const route routes[] = {
@@ -34,6 +35,8 @@ static const route routes[] = {
     {"GET", "/readyz", "health", readyz, NULL},
     {"GET", "/v1/models", "metadata", api_v1_models, NULL},
     {"POST", "/v1/models/{model}/classify", "classify", NULL, &classify},
+    {"POST", "/v1/models/{model}/detect", "detect", NULL, &task},
+    {"POST", "/v1/models/{model}/segment", "segment", NULL, &task},
     {"GET", "/v1/models/{model}/algorithms", "metadata", api_v1_algorithms, NULL},
     {"GET", "/v2", "metadata", api_v2_server, NULL},
     {"GET", "/v2/health/live", "health", alive, NULL},

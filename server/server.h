@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../engine/image.h"
+#include "../engine/preproc.h"
 #include "body_budget.h"
 #include "config.h"
 #include "conn_guard.h"
@@ -39,7 +41,7 @@ typedef struct {
     metric *batch_size, *queue_depth, *rejected, *timeouts, *model_ready, *backend_info;
     metric *build_info, *inference_failures, *fallbacks, *input_copies;
     metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
-        *connections, *memory_budget;
+        *connections, *memory_budget, *detections;
 } server_metrics;
 
 typedef struct server {
@@ -147,6 +149,20 @@ struct request {
     void *output_ptrs[8];
     double preprocess_ms;
     int top_k;
+    /* detect and segment (api_tasks.c) */
+    preproc_geometry *geometry; /* per image: where its pixels went in the input */
+    bool render;                /* ?render=jpeg: answer the image with results drawn */
+    int mask;                   /* segment: MASK_NONE, MASK_PNG (the body), MASK_BASE64 */
+    image_u8 kept_image;        /* render: the decoded image, RGB */
+    /* work done in the decode pool once the job is back (post-processing,
+     * encoding); finish() runs it itself if the pool could not */
+    int (*after_job)(struct request *r);
+    bool after_done;
+    json_t *answer;             /* what after_job made: JSON, or bytes of answer_type */
+    uint8_t *answer_bytes;
+    size_t answer_len;
+    const char *answer_type;
+    char server_timing[160];    /* the Server-Timing header, when set */
     json_t *v2_outputs;     /* requested outputs, or NULL for all */
     json_t *v2_id;
 };
@@ -192,11 +208,19 @@ void http_media_type(request *r, char *out, size_t n);
 /* The body is multipart/form-data: its files become r->parts. */
 bool http_accept_multipart(request *r);
 
-/* api_v1.c */
-enum MHD_Result api_classify_start(request *r);
-enum MHD_Result api_classify_admit(request *r);
-int api_classify_prepare(request *r);
+enum { MASK_NONE = 0, MASK_PNG, MASK_BASE64 };
+
+/* api_v1.c: the image endpoints share start, admit and prepare */
+enum MHD_Result api_image_start(request *r);
+enum MHD_Result api_image_admit(request *r);
+int api_image_prepare(request *r);
 enum MHD_Result api_classify_finish(request *r);
+/* The Server-Timing header and the "timing_ms" object of an answer. */
+json_t *api_timing(request *r);
+/* api_tasks.c: detect and segment */
+int api_detect_after(request *r);
+int api_segment_after(request *r);
+enum MHD_Result api_task_finish(request *r);
 enum MHD_Result api_v1_models(request *r);
 enum MHD_Result api_v1_algorithms(request *r);
 /* api_v2.c */
