@@ -19,6 +19,7 @@ int cli_bench(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_preprocess(int argc, char **argv);
+int cli_nms(int argc, char **argv);
 
 /* Option scanning: `--name value` or `--name=value`. Returns the value when
  * argv[*i] is option `name` (advancing *i past a separate value), else NULL.

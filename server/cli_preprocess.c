@@ -3,7 +3,12 @@
  * that `visiond run` on the result reproduces what /classify computes.
  *
  *   visiond preprocess --model-dir DIR --image A.jpg [--image B.png ...] --output X.npy
+ *                      [--geometry G.json]
+ *
+ * G.json: per image, where its pixels went (preproc_geometry): image_w,
+ * image_h, resized_w, resized_h, offset_x, offset_y, scale_x, scale_y.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +26,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: visiond preprocess --model-dir DIR --image FILE [--image FILE ...] "
-                    "--output X.npy\n");
+                    "--output X.npy [--geometry G.json]\n");
 }
 
 static unsigned char *read_file(const char *path, size_t *len)
@@ -34,7 +39,7 @@ static unsigned char *read_file(const char *path, size_t *len)
 
 int cli_preprocess(int argc, char **argv)
 {
-    const char *dir = NULL, *output = NULL, *images[MAX_IMAGES];
+    const char *dir = NULL, *output = NULL, *geometry = NULL, *images[MAX_IMAGES];
     int n = 0;
     bool bad = false;
     for (int i = 0; i < argc && !bad; i++) {
@@ -45,6 +50,8 @@ int cli_preprocess(int argc, char **argv)
             bad = n == MAX_IMAGES || !(images[n++] = v);
         else if ((v = cli_opt(argc, argv, &i, "--output", &bad)))
             output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--geometry", &bad)))
+            geometry = v;
         else if (!bad) {
             fprintf(stderr, "visiond preprocess: unknown argument '%s'\n", argv[i]);
             bad = true;
@@ -86,6 +93,7 @@ int cli_preprocess(int argc, char **argv)
     float *out = malloc(per * (size_t)n * sizeof(float));
     uint8_t *hwc = malloc(per);
     image_decode_hint hint = preproc_decode_hint(pre);
+    json_t *geo = json_array();
     /* the daemon's limits, but time: what it would decode, this decodes */
     image_limits lim = {.max_pixels = defaults.max_image_pixels,
                         .max_bytes = defaults.max_decode_bytes,
@@ -105,6 +113,12 @@ int cli_preprocess(int argc, char **argv)
             rc = EXIT_INPUT;
         } else {
             preproc_normalize(hwc, pre, out + (size_t)i * per);
+            preproc_geometry g = preproc_geometry_of_image(pre, &img);
+            json_array_append_new(
+                geo, json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f}", "image_w", g.image_w,
+                               "image_h", g.image_h, "resized_w", g.resized_w, "resized_h",
+                               g.resized_h, "offset_x", g.offset_x, "offset_y", g.offset_y,
+                               "scale_x", g.scale_x, "scale_y", g.scale_y));
         }
         image_free(&img);
         free(data);
@@ -118,6 +132,11 @@ int cli_preprocess(int argc, char **argv)
         fprintf(stderr, "visiond preprocess: %s\n", err);
         rc = EXIT_OUTPUT;
     }
+    if (!rc && geometry && json_dump_file(geo, geometry, JSON_INDENT(1))) {
+        fprintf(stderr, "visiond preprocess: cannot write %s\n", geometry);
+        rc = EXIT_OUTPUT;
+    }
+    json_decref(geo);
     free(out);
     free(hwc);
     return rc;

@@ -136,6 +136,9 @@ int encode_jpeg(const image_u8 *img, int quality, uint8_t **out, size_t *len)
     cinfo.in_color_space = img->channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
+    /* full-resolution colour: 4:2:0 would smear thin coloured box lines */
+    for (int c = 0; c < cinfo.num_components; c++)
+        cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
     jpeg_start_compress(&cinfo, TRUE);
     size_t stride = (size_t)img->width * (size_t)img->channels;
     while (cinfo.next_scanline < cinfo.image_height) {

@@ -5,6 +5,7 @@
  *   visiond bench   time a model, per layer
  *   visiond info    what a model is and costs
  *   visiond preprocess  an image as the daemon would feed it to a model
+ *   visiond nms     the daemon's non-maximum suppression on .npy boxes
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ static void usage(FILE *f)
                "  bench   --model M.onnx --batch N --iters K [--json]    time a model per layer\n"
                "  info    --model M.onnx [--batch N] [--layers]          describe a model\n"
                "  preprocess --model-dir D --image I --output X.npy     the daemon's input tensor\n"
+               "  nms --boxes B.npy --scores S.npy --iou T --output K.npy  the daemon's NMS\n"
                "Each command takes --help.\n");
 }
 
@@ -72,6 +74,8 @@ int main(int argc, char **argv)
         return cli_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "preprocess") == 0)
         return cli_preprocess(argc - 2, argv + 2);
+    if (strcmp(cmd, "nms") == 0)
+        return cli_nms(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -32,3 +32,19 @@ def run_visiond(*args, timeout=600, env=None):
     """Runs the binary, returning the CompletedProcess (never raises on rc)."""
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
                           env=env)
+
+
+def shared_data():
+    """../shared/data beside the repository (the face detector and its
+    photos); a clone elsewhere (a CI checkout) finds it through
+    VISIOND_SHARED_DATA or the workspace's."""
+    for d in (os.environ.get("VISIOND_SHARED_DATA"), os.path.join(ROOT, "..", "shared", "data"),
+              "/work/shared/data"):
+        if d and os.path.isdir(os.path.join(d, "ultraface")):
+            return d
+    return os.path.join(ROOT, "..", "shared", "data")
+
+
+def face_photos():
+    import glob
+    return sorted(glob.glob(os.path.join(shared_data(), "ultraface", "*.jpg")))

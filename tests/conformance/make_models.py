@@ -138,12 +138,17 @@ def build_model(name, seed):
     return model.eval()
 
 
+def seed_of(name):
+    """The seed a model's random weights come from (build_model(name, seed_of(name))
+    rebuilds the exported model in PyTorch)."""
+    return sorted(MODELS).index(name) + 1 if name in MODELS else 100 + sorted(MODERN).index(name)
+
+
 def make(name, out_dir):
     import torch
 
     opset = ALL[name]
-    seed = (sorted(MODELS).index(name) + 1 if name in MODELS
-            else 100 + sorted(MODERN).index(name))
+    seed = seed_of(name)
     d = os.path.join(out_dir, name)
     stamp = os.path.join(d, "stamp.json")
     want = {"digest": script_digest(), "opset": opset, "torch": torch.__version__}

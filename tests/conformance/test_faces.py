@@ -5,31 +5,20 @@ through `visiond run` against ONNX Runtime, both outputs. The photos show
 faces, so each must have priors the model is sure of: a test on a model
 that outputs noise would fail there.
 """
-import glob
 import os
 import subprocess
 
 import numpy as np
 import pytest
 
-from visiond_test import run_visiond
+from visiond_test import face_photos, run_visiond
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MODEL_DIR = os.path.join(ROOT, "models", "faces")
 
 
-def _shared_data():
-    """../shared/data beside the repository; a clone elsewhere (a CI
-    checkout) finds it through VISIOND_SHARED_DATA or the workspace's."""
-    for d in (os.environ.get("VISIOND_SHARED_DATA"), os.path.join(ROOT, "..", "shared", "data"),
-              "/work/shared/data"):
-        if d and os.path.isdir(os.path.join(d, "ultraface")):
-            return d
-    return os.path.join(ROOT, "..", "shared", "data")
-
-
-PHOTOS = sorted(glob.glob(os.path.join(_shared_data(), "ultraface", "*.jpg")))
+PHOTOS = face_photos()
 ORT_RUN = os.path.join(ROOT, "tests", "tools", "ort_run.js")
 
 

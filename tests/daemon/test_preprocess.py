@@ -58,3 +58,80 @@ def test_preprocess_matches_pil(repo_dir, tmp_path, photo, dct):
     diff = np.abs(got - want) * STD * 255
     assert diff.max() <= 1.01, diff.max()
     assert diff.mean() <= 0.25, diff.mean()
+
+
+def letterbox_geometry(w, h, size_w, size_h):
+    """YOLO's letterbox, written from its description: scale to fit, round
+    the resized sides (half to even, as Python rounds), centre, floor the
+    offsets."""
+    r = min(size_w / w, size_h / h)
+    rw = min(max(round(w * r), 1), size_w)
+    rh = min(max(round(h * r), 1), size_h)
+    return rw, rh, (size_w - rw) // 2, (size_h - rh) // 2
+
+
+@pytest.mark.parametrize("photo", PHOTOS[:4], ids=[os.path.basename(p) for p in PHOTOS[:4]])
+def test_letterbox_matches_pil(repo_dir, tmp_path, photo):
+    """resize "letterbox": PIL's antialiased resize of the whole photo to the
+    fitted size, pasted centred on a pad_value canvas; the geometry that maps
+    answers back is the reference's to the pixel."""
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    os.symlink(os.path.realpath(os.path.join(repo_dir, "squeezenet", "model.onnx")),
+               model_dir / "model.onnx")
+    (model_dir / "model.json").write_text(json.dumps(
+        {"input": {"resize": "letterbox", "pad_value": 100, "width": 224, "height": 224,
+                   "jpeg_dct_scaling": False}}))
+    out, geo = tmp_path / "x.npy", tmp_path / "g.json"
+    r = run_visiond("preprocess", "--model-dir", str(model_dir), "--image", photo, "--output",
+                    str(out), "--geometry", str(geo))
+    assert r.returncode == 0, r.stderr
+    img = Image.open(photo).convert("RGB")
+    w, h = img.size
+    rw, rh, left, top = letterbox_geometry(w, h, 224, 224)
+    g = json.loads(geo.read_text())[0]
+    assert (g["image_w"], g["image_h"], g["resized_w"], g["resized_h"], g["offset_x"],
+            g["offset_y"]) == (w, h, rw, rh, left, top)
+    assert abs(g["scale_x"] - rw / w) < 1e-9 and abs(g["scale_y"] - rh / h) < 1e-9
+    canvas = Image.new("RGB", (224, 224), (100, 100, 100))
+    canvas.paste(img.resize((rw, rh), Image.BILINEAR), (left, top))
+    want = np.asarray(canvas, np.float32).transpose(2, 0, 1) / 255.0
+    got = np.load(out)[0]
+    diff = np.abs(got - want) * 255
+    assert diff.max() <= 1.01, diff.max()
+    assert diff.mean() <= 0.25, diff.mean()
+    # the border is exactly the pad value
+    border = np.ones((224, 224), bool)
+    border[top:top + rh, left:left + rw] = False
+    assert np.all(np.abs(got[:, border] * 255 - 100) < 1e-3)
+
+
+@pytest.mark.parametrize("wh", [(640, 480), (480, 640), (1000, 7), (7, 1000), (224, 224),
+                                (223, 225), (3000, 2001)])
+def test_letterbox_mapping_matches_reference(repo_dir, tmp_path, wh):
+    """Box coordinates map back through the geometry to within 0.5 px of the
+    reference's mapping: synthetic images of awkward sizes."""
+    w, h = wh
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    os.symlink(os.path.realpath(os.path.join(repo_dir, "squeezenet", "model.onnx")),
+               model_dir / "model.onnx")
+    (model_dir / "model.json").write_text(json.dumps({"input": {"resize": "letterbox"}}))
+    photo = tmp_path / "i.png"
+    Image.new("RGB", (w, h), (10, 200, 30)).save(photo)
+    r = run_visiond("preprocess", "--model-dir", str(model_dir), "--image", str(photo),
+                    "--output", str(tmp_path / "x.npy"), "--geometry", str(tmp_path / "g.json"))
+    assert r.returncode == 0, r.stderr
+    g = json.loads((tmp_path / "g.json").read_text())[0]
+    rw, rh, left, top = letterbox_geometry(w, h, 224, 224)
+    rng = np.random.default_rng(w * 7 + h)
+    pts = rng.uniform(0, 224, (50, 2))
+    ref = np.stack([(pts[:, 0] - left) * w / rw, (pts[:, 1] - top) * h / rh], 1)
+    got = np.stack([(pts[:, 0] - g["offset_x"]) / g["scale_x"],
+                    (pts[:, 1] - g["offset_y"]) / g["scale_y"]], 1)
+    assert np.abs(got - ref).max() <= 0.5
+    # the content is where the geometry says: green inside, pad (114) outside
+    x = np.load(tmp_path / "x.npy")[0] * 255
+    assert abs(x[1, top + rh // 2, left + rw // 2] - 200) < 1.5
+    if left > 0:
+        assert abs(x[1, 112, 0] - 114) < 1e-3
