@@ -131,6 +131,13 @@ $(BUILD)/obj/gen/backend_list.o: $(BUILD)/gen/backend_list.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# The try-it page (GET /) as a C string: backslashes, quotes and '?' (no
+# trigraphs) escaped, each line a literal ending in a newline.
+$(BUILD)/gen/page_html.inc: server/page.html
+	@mkdir -p $(BUILD)/gen
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(BUILD)/obj/server/page.o: $(BUILD)/gen/page_html.inc
+
 # Objects depend on the build's configuration, so switching CUDA or SAN in
 # one BUILD folder rebuilds what it must.
 CONFIG_STAMP := $(BUILD)/config.$(CUDA).$(SAN)
@@ -207,6 +214,7 @@ $(TEST_MODULE): tests/modules/testdev_backend.c engine/backend.h $(BUILD)/gen/on
 	$(CC) $(CFLAGS_ALL) -fPIC -shared -o $@ $<
 
 daemon-test: all $(TEST_MODULE)
+	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	$(PYTEST) tests/daemon
 
 # The CUDA backend: skipped, with the reason shown, where there is no GPU.

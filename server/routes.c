@@ -30,6 +30,7 @@ static const post_api task = {api_image_start, api_image_admit, api_task_finish}
 static const post_api infer = {api_v2_infer_start, api_v2_infer_admit, api_v2_infer_finish};
 
 static const route routes[] = {
+    {"GET", "/", "page", api_page, NULL},
     {"GET", "/metrics", "metrics", api_metrics, NULL},
     {"GET", "/healthz", "health", alive, NULL},
     {"GET", "/readyz", "health", readyz, NULL},

@@ -232,6 +232,8 @@ enum MHD_Result api_v2_infer_start(request *r);
 enum MHD_Result api_v2_infer_admit(request *r);
 int api_v2_infer_prepare(request *r);
 enum MHD_Result api_v2_infer_finish(request *r);
+/* page.c: GET / */
+enum MHD_Result api_page(request *r);
 /* api_ops.c: the metric families live with the registry (metrics.h) */
 enum MHD_Result api_metrics(request *r);
 void server_metrics_init(void);

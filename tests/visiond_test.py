@@ -47,4 +47,5 @@ def shared_data():
 
 def face_photos():
     import glob
-    return sorted(glob.glob(os.path.join(shared_data(), "ultraface", "*.jpg")))
+    return sorted(os.path.realpath(p)
+                  for p in glob.glob(os.path.join(shared_data(), "ultraface", "*.jpg")))
