@@ -168,8 +168,15 @@ int api_image_prepare(request *r)
             if (image_decode(b->data, b->len, IMAGE_RGB, &lim, &hint, &img, &e))
                 return http_fail_status(r, e.status, "%s", e.message);
         }
-        if (r->render) {
+        if (r->render) { /* held until answered: counted with the bodies in memory */
+            size_t bytes = (size_t)img.width * (size_t)img.height * 3;
             r->kept_image = img;
+            if (!body_budget_take(&r->srv->bodies, bytes))
+                return http_fail_busy(r, "memory_budget",
+                                      "request bytes in memory are at the server's limit of %zu "
+                                      "bytes; retry later",
+                                      r->srv->bodies.limit);
+            r->kept_budget = bytes;
             continue;
         }
         image_free(&img);

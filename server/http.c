@@ -721,6 +721,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->answer_bytes);
     free(r->geometry);
     image_free(&r->kept_image);
+    if (r->kept_budget)
+        body_budget_give(&r->srv->bodies, r->kept_budget);
     free(r);
 }
 

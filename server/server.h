@@ -154,6 +154,7 @@ struct request {
     bool render;                /* ?render=jpeg: answer the image with results drawn */
     int mask;                   /* segment: MASK_NONE, MASK_PNG (the body), MASK_BASE64 */
     image_u8 kept_image;        /* render: the decoded image, RGB */
+    size_t kept_budget;         /* its bytes, held in srv->bodies until it is freed */
     /* work done in the decode pool once the job is back (post-processing,
      * encoding); finish() runs it itself if the pool could not */
     int (*after_job)(struct request *r);

@@ -119,6 +119,12 @@ def http_seeds():
     write("http", "classify_chunked", chunked)
     write("http", "expect_continue", post("/v1/models/mnist/classify", digit, "image/png",
                                           b"Expect: 100-continue\r\n"))
+    # the face detector (models/faces): boxes as JSON, drawn as a JPEG; the page
+    write("http", "detect_raw", post("/v1/models/faces/detect", digit, "image/png"))
+    write("http", "detect_render", post("/v1/models/faces/detect?render=jpeg", digit, "image/png"))
+    write("http", "detect_multipart", post("/v1/models/faces/detect", parts,
+                                           f"multipart/form-data; boundary={boundary}"))
+    write("http", "get_page", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 
 
 if __name__ == "__main__":
