@@ -142,7 +142,22 @@ def test_faces_multipart_answers_in_order(daemon, face_reference):
     for photo, r, want in zip(PHOTOS, ans["results"], face_reference):
         assert_same_detections(r["detections"], want["detections"], os.path.basename(photo))
     assert set(ans["timing_ms"]) == {"queue", "preprocess", "inference", "total"}
+    assert ans["batch_size"] >= 2  # the photos ran batched
     assert "inference;dur=" in h["Server-Timing"]
+
+
+def test_faces_from_concurrent_clients(daemon, face_reference):
+    """Separate requests at once: batched together, each answer its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        return json.loads(post(daemon, "faces", "detect", open(PHOTOS[i], "rb").read())[2])
+
+    with ThreadPoolExecutor(len(PHOTOS)) as ex:
+        answers = list(ex.map(one, range(len(PHOTOS))))
+    for photo, ans, want in zip(PHOTOS, answers, face_reference):
+        assert_same_detections(ans["results"][0]["detections"], want["detections"],
+                               os.path.basename(photo))
 
 
 def test_faces_rendered_as_jpeg(daemon, face_reference):
