@@ -35,6 +35,7 @@ struct engine {
     plan **fb_plans;   /* the host's own plans, when the primary's do not suit it */
     void **fb_prepared;
     long fallbacks;
+    char fallback_why[256]; /* the device's error for the latest fallback */
     int inject_every;
     engine_status inject_status;
     long runs;
@@ -570,6 +571,7 @@ static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
     if (st)
         return engine_fail(err, st, "%s; the fallback on the host failed too: %s", err->message,
                            fe.message);
+    snprintf(e->fallback_why, sizeof e->fallback_why, "%s", err->message);
     __atomic_add_fetch(&e->fallbacks, 1, __ATOMIC_RELAXED);
     return ENGINE_OK;
 }
@@ -591,7 +593,7 @@ static engine_status run_locked(engine *e, int batch, const void *const *inputs,
                                                               : engine_status_name(e->inject_status));
     else
         st = e->be->run(e->be_ctx, pr, p, inputs, outputs, layer_ms, err);
-    if (st != ENGINE_E_BACKEND)
+    if (st != ENGINE_E_BACKEND || e->opt.strict_device)
         return st;
     return run_fallback(e, p, inputs, outputs, layer_ms, err);
 }
@@ -658,6 +660,15 @@ void engine_host_free(engine *e, void *p)
 long engine_input_copies(const engine *e)
 {
     return e->be->input_copies ? e->be->input_copies(e->be_ctx) : 0;
+}
+
+long engine_fallback_info(engine *e, char *why, size_t n)
+{
+    pthread_mutex_lock(&e->lock);
+    long count = e->fallbacks;
+    snprintf(why, n, "%s", e->fallback_why);
+    pthread_mutex_unlock(&e->lock);
+    return count;
 }
 
 long engine_fallback_count(const engine *e)

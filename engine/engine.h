@@ -41,6 +41,11 @@ typedef struct {
      * fault, which the CPU fallback answers); any other reaches the caller,
      * so a test can follow an error's kind to the client. */
     engine_status inject_status;
+    /* A device fault fails the batch with the device's own error instead
+     * of re-running it on the CPU: what `run`, `bench` and the tests want
+     * when they name a device (a GPU result, or an error), not what a
+     * daemon that must keep answering wants. */
+    bool strict_device;
     /* When set and true, loading and preparing stop at their next step with
      * ENGINE_E_ARG ("cancelled"): a daemon told to stop while loading. It
      * must outlive the engine. */
@@ -159,6 +164,9 @@ long engine_input_copies(const engine *e);
 
 /* Batches that failed on the primary backend and ran on the CPU instead. */
 long engine_fallback_count(const engine *e);
+/* The same count, and the device's error for the latest of them ("" when
+ * none), read together. */
+long engine_fallback_info(engine *e, char *why, size_t n);
 
 const char *engine_backend_name(const engine *e);
 /* e.g. "cpu: OpenBLAS 0.3.21, SkylakeX kernel, 2 threads" */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../engine/clock.h"
+#include "log.h"
 #include "server.h"
 
 /* Part of the registry (metrics.h): created once before the server starts. */
@@ -97,6 +99,18 @@ void server_observe_batch(void *model, int batch_size, double inference_ms)
     served_model *m = model;
     (void)inference_ms; /* per request in visiond_inference_duration_seconds */
     metric_observe(families.batch_size, batch_size, m->name);
+    /* a batch the device failed ran on the CPU: say so, the first time and
+     * then at most every 10 s, with the device's error */
+    char why[256];
+    long fell = engine_fallback_info(m->engine, why, sizeof why);
+    int64_t now = clock_monotonic_ns();
+    if (fell > m->fallbacks_logged &&
+        (m->fallbacks_logged == 0 || now - m->fallback_logged_ns > 10 * (int64_t)1000000000)) {
+        log_msg(LOG_WARN, "model %s: %ld batch%s failed on %s and ran on the CPU instead (%s)",
+                m->name, fell, fell == 1 ? "" : "es", engine_backend_name(m->engine), why);
+        m->fallbacks_logged = fell;
+        m->fallback_logged_ns = now;
+    }
 }
 
 /* What the limits allow requests to hold, part by part (README, Limits). */

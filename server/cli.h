@@ -33,6 +33,12 @@ engine *cli_load(const char *model, const char *device, int threads, int max_bat
                  const char *conv_algo);
 engine *cli_load_options(const char *model, const engine_options *opt);
 
+/* A device named by the user (anything but "auto"): strict, no fallback. */
+bool cli_strict_device(const char *device);
+/* The summary line on stderr: backend, batch, time, and how many batches
+ * fell back to the CPU (with the device's error) when any did. */
+void cli_summary(const char *cmd, engine *e, int batch, double ms);
+
 double cli_now_ms(void);
 /* Median of n values (sorts them). */
 double cli_median(double *v, int n);

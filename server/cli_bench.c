@@ -8,6 +8,12 @@
  * K more time each layer. The table shows per-layer medians and the
  * forward's median, which is the number to compare.
  *
+ * A device named (cpu, cuda, cuda:N) is that device or an error (exit 4,
+ * the device's error named): a time is never the CPU's under a GPU's name.
+ * With auto, batches a device fault sent to the CPU are counted in the
+ * summary line and the JSON ("fallbacks"). --inject-faults N: every Nth
+ * batch fails as a device fault would (a testing aid).
+ *
  *   visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]
  *
  * measures the CPU's BLAS instead: the median GFLOP/s of an N^3 SGEMM
@@ -25,7 +31,8 @@ static void usage(void)
     fprintf(stderr, "usage: visiond bench --model M.onnx --batch N --iters K [--warmup W]\n"
                     "                     [--device auto|cpu|cuda[:N]] [--threads T] [--json]\n"
                     "                     [--algos] [--conv-algo exhaustive|heuristic|NAME]\n"
-                    "                     [--algo-cache FILE] [--workspace-mb MB]\n"
+                    "                     [--algo-cache FILE] [--workspace-mb MB] "
+                    "[--inject-faults N]\n"
                     "       visiond bench --sgemm [--size N] [--iters K] [--threads T] [--json]\n"
                     "                     [--device cpu]\n");
 }
@@ -124,6 +131,7 @@ int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *device = "cpu", *algo = NULL, *cache = NULL;
     int batch = 1, iters = 10, warmup = -1, threads = 0, workspace_mb = 0, size = 1024;
+    int inject = 0;
     bool json = false, bad = false, algos = false, sgemm = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *v;
@@ -145,6 +153,8 @@ int cli_bench(int argc, char **argv)
             cache = v;
         else if ((v = cli_opt(argc, argv, &i, "--workspace-mb", &bad)))
             bad = !cli_parse_int(v, 1, 1 << 20, &workspace_mb);
+        else if ((v = cli_opt(argc, argv, &i, "--inject-faults", &bad)))
+            bad = !cli_parse_int(v, 0, 1 << 30, &inject);
         else if (cli_flag(argv, i, "--json"))
             json = true;
         else if (cli_flag(argv, i, "--algos"))
@@ -168,7 +178,8 @@ int cli_bench(int argc, char **argv)
         warmup = iters / 10 > 2 ? iters / 10 : 2;
     engine_options opt = {.device = device, .max_batch = batch, .threads = threads,
                           .conv_algo = algo, .algo_cache = cache,
-                          .workspace_limit = (size_t)workspace_mb << 20};
+                          .workspace_limit = (size_t)workspace_mb << 20,
+                          .inject_faults = inject, .strict_device = cli_strict_device(device)};
     engine *e = cli_load_options(model, &opt);
     if (!e)
         return EXIT_MODEL;
@@ -239,6 +250,8 @@ int cli_bench(int argc, char **argv)
         sum_layer_medians += lmed[l];
     }
     double gflops = median > 0 ? (double)mi.flops / (median * 1e6) : 0;
+    char why[256];
+    long fell = engine_fallback_info(e, why, sizeof why);
     if (json) {
         json_t *root = json_object(), *arr = json_array();
         json_object_set_new(root, "model", json_string(model));
@@ -251,6 +264,8 @@ int cli_bench(int argc, char **argv)
         json_object_set_new(root, "images_per_s", json_real(median > 0 ? batch * 1e3 / median : 0));
         json_object_set_new(root, "flops", json_integer(mi.flops));
         json_object_set_new(root, "gflops_per_s", json_real(gflops));
+        json_object_set_new(root, "device", json_string(engine_backend_name(e)));
+        json_object_set_new(root, "fallbacks", json_integer(fell));
         for (int l = 0; l < layers; l++) {
             engine_layer_summary li;
             if (engine_layer_info(e, batch, l, &li, &err))
@@ -290,6 +305,9 @@ int cli_bench(int argc, char **argv)
         }
         printf("forward: median %.3f ms, mean %.3f ms, min %.3f ms; %.1f images/s; %.1f GFLOP/s\n",
                median, mean, min, batch * 1e3 / median, gflops);
+        printf("on %s; %ld batch%s fell back to the CPU%s%s\n", engine_backend_name(e), fell,
+               fell == 1 ? "" : "es", fell ? " (their times are the CPU's): " : "",
+               fell ? why : "");
         if (algos)
             print_algos(e, batch);
     }

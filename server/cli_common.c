@@ -44,8 +44,22 @@ engine *cli_load(const char *model, const char *device, int threads, int max_bat
                  const char *conv_algo)
 {
     engine_options opt = {.device = device, .max_batch = max_batch, .threads = threads,
-                          .conv_algo = conv_algo};
+                          .conv_algo = conv_algo, .strict_device = cli_strict_device(device)};
     return cli_load_options(model, &opt);
+}
+
+bool cli_strict_device(const char *device)
+{
+    return device && strcmp(device, "auto") != 0;
+}
+
+void cli_summary(const char *cmd, engine *e, int batch, double ms)
+{
+    char why[256];
+    long fell = engine_fallback_info(e, why, sizeof why);
+    fprintf(stderr, "visiond %s: batch %d on %s in %.3f ms; %ld batch%s fell back to the CPU%s%s\n",
+            cmd, batch, engine_backend_name(e), ms, fell, fell == 1 ? "" : "es",
+            fell ? ": " : "", fell ? why : "");
 }
 
 engine *cli_load_options(const char *model, const engine_options *opt)

@@ -2,9 +2,16 @@
  *
  *   visiond run --model M.onnx --input X.npy [--input NAME=Y.npy ...]
  *               --output Y.npy [--output Z.npy ...] [--device D] [--threads N]
+ *               [--inject-faults N]
  *
  * Inputs bind to the model's inputs by NAME= or else in order; the i-th
  * --output receives the model's i-th output. Axis 0 is the batch.
+ *
+ * A device named (cpu, cuda, cuda:N) is that device or an error: a device
+ * fault fails the run (exit 4) naming the device's error. With auto, a
+ * faulted batch re-runs on the CPU, and the summary line on stderr says
+ * so. --inject-faults N makes every Nth batch fail as a device fault would
+ * (a testing aid: no GPU fault can be caused on purpose).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +27,15 @@ static void usage(void)
     fprintf(stderr, "usage: visiond run --model M.onnx --input X.npy [--input NAME=X2.npy ...]\n"
                     "                   --output Y.npy [--output Y2.npy ...] [--device auto|cpu|"
                     "cuda[:N]] [--threads N]\n"
-                    "                   [--conv-algo exhaustive|heuristic|NAME]\n");
+                    "                   [--conv-algo exhaustive|heuristic|NAME] "
+                    "[--inject-faults N]\n");
 }
 
 int cli_run(int argc, char **argv)
 {
     const char *model = NULL, *device = "cpu", *algo = NULL, *inputs[MAX_FILES],
                *outputs[MAX_FILES];
-    int n_in = 0, n_out = 0, threads = 0;
+    int n_in = 0, n_out = 0, threads = 0, inject = 0;
     bool bad = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *v;
@@ -43,6 +51,8 @@ int cli_run(int argc, char **argv)
             bad = !cli_parse_int(v, 0, 1024, &threads);
         else if ((v = cli_opt(argc, argv, &i, "--conv-algo", &bad)))
             algo = v;
+        else if ((v = cli_opt(argc, argv, &i, "--inject-faults", &bad)))
+            bad = !cli_parse_int(v, 0, 1 << 30, &inject);
         else if (!bad) {
             fprintf(stderr, "visiond run: unknown argument '%s'\n", argv[i]);
             bad = true;
@@ -83,7 +93,10 @@ int cli_run(int argc, char **argv)
     }
     int64_t first_dim = arrays[0].shape.rank > 0 ? arrays[0].shape.dim[0] : 1;
     int batch = first_dim > 4096 ? 4096 : first_dim < 1 ? 1 : (int)first_dim;
-    if (!(e = cli_load(model, device, threads, batch, algo))) {
+    engine_options opt = {.device = device, .max_batch = batch, .threads = threads,
+                          .conv_algo = algo, .inject_faults = inject,
+                          .strict_device = cli_strict_device(device)};
+    if (!(e = cli_load_options(model, &opt))) {
         rc = EXIT_MODEL;
         goto out;
     }
@@ -153,11 +166,13 @@ int cli_run(int argc, char **argv)
             goto out;
         }
     }
+    double t0 = cli_now_ms();
     if (engine_run(e, batch, bound, outbuf, &eerr)) {
         fprintf(stderr, "visiond run: %s\n", eerr.message);
         rc = EXIT_RUN;
         goto out;
     }
+    cli_summary("run", e, batch, cli_now_ms() - t0);
     for (int k = 0; k < n_out; k++) {
         shape_t s = {.rank = oinfo[k].rank};
         memcpy(s.dim, oinfo[k].dims, sizeof s.dim);

@@ -35,6 +35,9 @@ typedef struct {
     int task_out[2];
     int64_t task_dims[3];
     char backend[256];
+    /* the batcher's thread: fallbacks already logged, and when */
+    long fallbacks_logged;
+    int64_t fallback_logged_ns;
 } served_model;
 
 typedef struct {

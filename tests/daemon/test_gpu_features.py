@@ -38,8 +38,39 @@ def test_device_faults_fall_back_to_cpu(repo_dir, tmp_path, mnist_holdout):
         assert m and int(m.group(1)) >= 10, text[:2000]
         status, body = d.json("GET", "/v2/health/ready")
         assert status == 200 and body["degraded"] and body["cpu_fallback_models"] == ["mnist"]
+        # and the log says so, with the device's error
+        assert any("ran on the CPU instead (injected device fault" in l for l in d.log_lines), \
+            d.log()[-2000:]
     finally:
         assert d.stop() == 0
+
+
+def test_a_named_device_never_falls_back(tmp_path):
+    """run and bench with a device named: a device fault is an error (exit 4)
+    naming it, never a CPU result under the device's name; with auto the
+    fallback happens and the summary line says so."""
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models",
+                         "mnist", "model.onnx")
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((2, 1, 28, 28), np.float32))
+    out = str(tmp_path / "y.npy")
+    run = [BIN, "run", "--model", model, "--input", str(x), "--output", out]
+    r = subprocess.run(run + ["--device", "cpu", "--inject-faults", "1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 4 and "injected device fault" in r.stderr, r.stderr
+    r = subprocess.run(run + ["--device", "auto", "--inject-faults", "1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "1 batch fell back to the CPU: injected device fault" in r.stderr, r.stderr
+    r = subprocess.run(run + ["--device", "cpu"], capture_output=True, text=True)
+    assert r.returncode == 0 and "0 batches fell back" in r.stderr, r.stderr
+    bench = [BIN, "bench", "--model", model, "--batch", "2", "--iters", "3", "--warmup", "1",
+             "--json", "--inject-faults", "2"]
+    r = subprocess.run(bench + ["--device", "cpu"], capture_output=True, text=True)
+    assert r.returncode == 4 and "injected device fault" in r.stderr, r.stderr
+    r = subprocess.run(bench + ["--device", "auto"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["fallbacks"] >= 3
 
 
 def test_algorithm_table(repo_dir):
