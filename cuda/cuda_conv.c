@@ -153,6 +153,15 @@ static int algo_by_name(const char *name)
     return strcasecmp(name, IM2COL_NAME) == 0 ? N_CUDNN_ALGOS : -1;
 }
 
+/* A testing aid for a GPU run: VISIOND_TEST_CUDNN_SEARCH_FAILS=1 makes
+ * every cuDNN algorithm query and search fail, as a broken cuDNN would, so
+ * that the per-layer fallback to im2col + cuBLAS can be shown working. */
+static bool search_fails_on_purpose(void)
+{
+    const char *v = getenv("VISIOND_TEST_CUDNN_SEARCH_FAILS");
+    return v && strcmp(v, "1") == 0;
+}
+
 /* The cuDNN candidates in cuDNN's ranking, each with its workspace and
  * whether it can run within the limit. A failing cuDNN call is noted in
  * the candidates, not returned: the layer still has the im2col path. */
@@ -162,9 +171,19 @@ static void cudnn_candidates(cuda_ctx *c, cuda_conv_step *cs, algo_layer *l)
 #if CUDNN_MAJOR >= 7
     cudnnConvolutionFwdAlgoPerf_t perf[N_CUDNN_ALGOS];
     int got = 0;
-    cudnnStatus_t rs = cudnnGetConvolutionForwardAlgorithm_v7(
-        c->cudnn, cs->x_desc, cs->w_desc, cs->conv_desc, cs->y_desc, N_CUDNN_ALGOS, &got, perf);
-    for (int i = 0; rs == CUDNN_STATUS_SUCCESS && i < got; i++) { /* ranked best first */
+    cudnnStatus_t rs = search_fails_on_purpose()
+                           ? CUDNN_STATUS_INTERNAL_ERROR
+                           : cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, cs->x_desc,
+                                                                    cs->w_desc, cs->conv_desc,
+                                                                    cs->y_desc, N_CUDNN_ALGOS,
+                                                                    &got, perf);
+    if (rs != CUDNN_STATUS_SUCCESS) { /* no ranking to trust: this layer takes im2col */
+        char why[64];
+        snprintf(why, sizeof why, "query failed: %s", cudnnGetErrorString(rs));
+        algo_layer_add(l, "cuDNN", 0, false, why);
+        return;
+    }
+    for (int i = 0; i < got; i++) { /* ranked best first */
         int a = (int)perf[i].algo;
         if (a < 0 || a >= N_CUDNN_ALGOS || listed[a])
             continue;
@@ -229,15 +248,22 @@ static engine_status time_candidates(void *user, algo_candidate *cand, int n, en
             any_cudnn = true;
     }
 #if CUDNN_MAJOR >= 5
+    engine_error werr = {0};
+    if (any_cudnn && cuda_reserve_workspace(c, c->ws_limit, &werr) != ENGINE_OK) {
+        /* no room to search in: cuDNN's candidates go untimed, im2col still runs */
+        for (int i = 0; i < n; i++)
+            if (cand[i].can_run && i != im2col)
+                snprintf(cand[i].status, sizeof cand[i].status, "timing failed: %s",
+                         werr.message);
+        any_cudnn = false;
+    }
     if (any_cudnn) {
         /* timing needs real buffers: the arena stands in for x and y */
-        engine_status rs = cuda_reserve_workspace(c, c->ws_limit, err);
-        if (rs)
-            return rs;
         const graph_node *node = &t->p->g->nodes[t->p->steps[t->step].node];
         cudnnConvolutionFwdAlgoPerf_t perf[N_CUDNN_ALGOS];
         int got = 0;
-        cudnnStatus_t fs = cudnnFindConvolutionForwardAlgorithmEx(
+        cudnnStatus_t fs = search_fails_on_purpose() ? CUDNN_STATUS_INTERNAL_ERROR
+                                                     : cudnnFindConvolutionForwardAlgorithmEx(
             c->cudnn, t->cs->x_desc, cuda_value_ptr(c, t->pr, t->p, node->inputs[0]),
             t->cs->w_desc, cuda_value_ptr(c, t->pr, t->p, node->inputs[1]), t->cs->conv_desc,
             t->cs->y_desc, cuda_value_ptr(c, t->pr, t->p, node->outputs[0]), N_CUDNN_ALGOS, &got,
@@ -281,7 +307,8 @@ engine_status cuda_conv_prepare(cuda_ctx *c, cuda_prepared *pr, const plan *p, i
                      g.pl == 0 && g.pb == 0 && g.pr == 0 && g.group == 1;
     char why[96] = "";
     cuda_timing timing = {c, pr, p, step, cs};
-    algo_layer layer = {.auto_times = true, .time_all = time_candidates, .user = &timing};
+    algo_layer layer = {.auto_times = true, .time_all = time_candidates, .user = &timing,
+                        .fallback = IM2COL_NAME};
     if (cudnn_describe(cs, &g, why, sizeof why))
         cudnn_candidates(c, cs, &layer);
     else

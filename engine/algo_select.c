@@ -66,24 +66,38 @@ static int first_runnable(const algo_layer *l)
     return -1;
 }
 
-static engine_status timed(algo_layer *l, algo_cache *cache, const char *key, int *chosen,
-                           engine_error *err)
+/* The layer's fallback candidate if it can run, else the first that can. */
+static int fallback_of(const algo_layer *l)
 {
-    engine_status st = l->time_all ? l->time_all(l->user, l->cand, l->n, err) : ENGINE_OK;
-    if (st)
-        return st;
+    int f = l->fallback[0] ? find(l, l->fallback, true) : -1;
+    return f >= 0 ? f : first_runnable(l);
+}
+
+/* Times the candidates; *failed says the timing broke (its error is in the
+ * candidates' status) and the fallback was taken. */
+static void timed(algo_layer *l, algo_cache *cache, const char *key, int *chosen, bool *failed)
+{
+    engine_error terr = {0};
+    *failed = l->time_all && l->time_all(l->user, l->cand, l->n, &terr) != ENGINE_OK;
+    if (*failed) {
+        for (int i = 0; i < l->n; i++)
+            if (l->cand[i].can_run && l->cand[i].ms < 0)
+                snprintf(l->cand[i].status, sizeof l->cand[i].status, "timing failed: %s",
+                         terr.message);
+    }
     int best = -1;
     for (int i = 0; i < l->n; i++)
         if (l->cand[i].can_run && l->cand[i].ms >= 0 &&
             (best < 0 || l->cand[i].ms < l->cand[best].ms))
             best = i;
-    if (best < 0) /* nothing could be timed: the ranking decides */
-        best = first_runnable(l);
-    else if (cache)
+    if (best < 0) { /* nothing could be timed: the fallback */
+        best = fallback_of(l);
+        *failed = true;
+    } else if (cache && !*failed) {
         algo_cache_put(cache, key, l->cand[best].name, l->cand[best].workspace,
                        l->cand[best].ms);
+    }
     *chosen = best;
-    return ENGINE_OK;
 }
 
 engine_status algo_select(const algo_policy *pol, algo_cache *cache, const char *key,
@@ -106,10 +120,9 @@ engine_status algo_select(const algo_policy *pol, algo_cache *cache, const char 
         pick = cached;
         layer->cand[pick].ms = hit->ms;
     } else if (pol->mode == ALGO_EXHAUSTIVE || (pol->mode == ALGO_AUTO && layer->auto_times)) {
-        mode = "exhaustive";
-        engine_status st = timed(layer, cache, key, &pick, err);
-        if (st)
-            return st;
+        bool failed;
+        timed(layer, cache, key, &pick, &failed);
+        mode = failed ? "exhaustive, failed" : "exhaustive";
     } else {
         pick = first_runnable(layer);
     }

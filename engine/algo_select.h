@@ -61,6 +61,11 @@ typedef struct {
      * candidate's status and ms < 0, it does not fail the layer). */
     engine_status (*time_all)(void *user, algo_candidate *cand, int n, engine_error *err);
     void *user;
+    /* The candidate to use when timing fails or times nothing (a GPU's own
+     * im2col + GEMM path, when cuDNN's search breaks): its name, or "" for
+     * the first that can run. A failed timing is a line in the report
+     * ("timing failed: ..."), never a failed load. */
+    char fallback[40];
 } algo_layer;
 
 /* Adds a candidate (ignored past ALGO_MAX_CANDIDATES). */
@@ -70,7 +75,8 @@ void algo_layer_add(algo_layer *l, const char *name, size_t workspace, bool can_
 /* Chooses a candidate of `layer` by `pol`, using and filling `cache` (may
  * be NULL) under `key`; fills `rep` (the report `bench --algos` and
  * /v1/models/{name}/algorithms show) and *chosen. ENGINE_E_BACKEND when no
- * candidate can run. */
+ * candidate can run; a timing that fails falls back (layer->fallback) and
+ * says so in the report's mode and the candidates' status. */
 engine_status algo_select(const algo_policy *pol, algo_cache *cache, const char *key,
                           algo_layer *layer, engine_algo_report *rep, int *chosen,
                           engine_error *err);
