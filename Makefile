@@ -217,9 +217,12 @@ daemon-test: all $(TEST_MODULE)
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	$(PYTEST) tests/daemon
 
-# The CUDA backend: skipped, with the reason shown, where there is no GPU.
+# The CUDA backend: skipped, with the reason shown, where there is no GPU
+# (failed instead with VISIOND_EXPECT_GPU=1); then the same suite with the
+# CPU standing in for the GPU, a rehearsal of what a GPU run will do.
 gpu-test: all
 	$(PYTEST) tests/gpu
+	VISIOND_GPU_DEVICE=cpu VISIOND_GPU_MODELS=squeezenet1_1,mobilenet_v2 $(PYTEST) tests/gpu
 
 # The build without CUDA still builds and runs, and links no CUDA library.
 build-matrix-test: arm-check

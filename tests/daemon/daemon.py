@@ -19,8 +19,10 @@ DEVICE = os.environ.get("VISIOND_TEST_DEVICE", "cpu")
 
 
 class Daemon:
-    def __init__(self, models_dir, extra_args=(), config=None, env=None, binary=None):
+    def __init__(self, models_dir, extra_args=(), config=None, env=None, binary=None,
+                 device=None):
         self.binary = binary or BIN
+        self.device = device or DEVICE
         self.models_dir = models_dir
         self.env = env
         self.extra_args = list(extra_args)
@@ -33,7 +35,7 @@ class Daemon:
     def start(self, timeout=60, expect_ready=True):
         # VISIOND_TEST_DEVICE runs the whole suite on another device (cuda on a GPU)
         args = [self.binary, "serve", "--listen", "127.0.0.1:0", "--models", self.models_dir,
-                "--device", DEVICE, "--log-level", "debug", *self.extra_args]
+                "--device", self.device, "--log-level", "debug", *self.extra_args]
         if self.config:
             args += ["--config", self.config]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -142,3 +142,26 @@ def test_images_and_tensors_enter_the_same_graph(repo_dir, tmp_path):
                                        atol=1e-6)
     finally:
         assert d.stop() == 0
+
+
+def test_gpu_suite_fails_without_a_gpu_when_one_is_expected():
+    """tests/gpu skips without a GPU, but with VISIOND_EXPECT_GPU=1 every test
+    fails: a GPU machine whose GPU went missing cannot pass as green."""
+    import sys
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    probe = subprocess.run([BIN, "info", "--model", os.path.join(root, "models", "mnist",
+                                                                  "model.onnx"),
+                            "--device", "cuda"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        import pytest
+        pytest.skip("a GPU is here: tests/gpu runs for real")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           os.path.join(root, "tests", "gpu"), "-k", "the_device_is_the_backend"]
+    skipped = subprocess.run(cmd, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "VISIOND_EXPECT_GPU"})
+    assert skipped.returncode == 0 and "skipped" in skipped.stdout, skipped.stdout[-1000:]
+    failed = subprocess.run(cmd, capture_output=True, text=True,
+                            env=dict(os.environ, VISIOND_EXPECT_GPU="1"))
+    assert failed.returncode != 0, failed.stdout[-1000:]
+    assert "VISIOND_EXPECT_GPU=1 but cuda is not usable" in failed.stdout, failed.stdout[-1000:]
