@@ -47,6 +47,22 @@ static engine_status copy_payload(const Onnx__TensorProto *t, const char *what, 
     return ENGINE_OK;
 }
 
+/* The element size of the type's raw data and the count of its typed
+ * values; false for types visiond does not read. */
+static bool payload_of(const Onnx__TensorProto *t, int type, size_t *raw_elem, size_t *typed)
+{
+    switch (type) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: *raw_elem = 4, *typed = t->n_float_data; return true;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: *raw_elem = 8, *typed = t->n_int64_data; return true;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: *raw_elem = 4, *typed = t->n_int32_data; return true;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: *raw_elem = 1, *typed = t->n_int32_data; return true;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        *raw_elem = 8, *typed = t->n_double_data;
+        return true;
+    default: return false;
+    }
+}
+
 engine_status onnx_tensor_convert(const Onnx__TensorProto *t, const char *what, dtype_t *dt,
                                   shape_t *shape, void **data, engine_error *err)
 {
@@ -70,6 +86,17 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *t, const char *what, 
         return st;
     int64_t n = shape_numel(&s);
     int type = t->has_data_type ? t->data_type : 0;
+    /* the data present must be what the shape says before anything is
+     * allocated: a few bytes of file must not claim gigabytes */
+    size_t raw_elem, typed;
+    if (payload_of(t, type, &raw_elem, &typed)) {
+        size_t held = t->has_raw_data ? t->raw_data.len / raw_elem : typed;
+        if (held != (size_t)n || (t->has_raw_data && t->raw_data.len % raw_elem))
+            return engine_fail(err, ENGINE_E_INVALID,
+                               "tensor '%s' holds %zu %s, its shape needs %lld values", what,
+                               t->has_raw_data ? t->raw_data.len : typed,
+                               t->has_raw_data ? "bytes of raw data" : "values", (long long)n);
+    }
     void *buf = NULL;
     switch (type) {
     case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Issue 4's GPU benchmark, run on the device machine by run_on_device.sh.
+"""The GPU benchmark (device_run.sh's phases d and e), against PyTorch on the
+same device in the same run, alternating the two over several rounds and
+reporting medians.
 
-For resnet50, resnet18, alexnet, vgg16, squeezenet1_1 and mobilenet_v2
-(torchvision, random weights: speed does not depend on them), at batch 1,
-8, 32 and 64, side by side in one run with PyTorch on the same GPU (fp32,
-TF32 off, eval, inference_mode, cudnn.benchmark = True): images per second
-and milliseconds per batch, alternating the two over several rounds and
-reporting medians. Then the per-layer algorithm tables of resnet50 and
-vgg16 at batch 32, and the gain of per-layer selection (exhaustive) over
-always IMPLICIT_GEMM. Writes results.md and results.json to --out.
+--phase bench: for each model (torchvision, random weights: speed does not
+  depend on them) and batch, visiond (`visiond bench`, host memory in and out:
+  its copies and transfers are in its time) and PyTorch (fp32, TF32 off,
+  eval, inference_mode, cudnn.benchmark = True) timed two ways: with the
+  input already on the device, and end to end from host bytes (copy in, run,
+  copy out), the way visiond is timed. The ratio compares like with like:
+  visiond against PyTorch end to end.
+--phase algos: the per-layer algorithm table of the first model at the
+  largest batch, and the gain of per-layer selection over always
+  IMPLICIT_GEMM (on a GPU).
 
-Every number comes from this run on this device; nothing is estimated.
+--device cpu lets the CPU stand in (a rehearsal of the script, not a GPU
+number). Rows are appended to --out/bench.jsonl as they come, so a phase
+stopped at its time limit keeps what it measured.
 """
 import argparse
 import json
@@ -23,108 +29,115 @@ import time
 import torch
 import torchvision
 
-MODELS = ["resnet50", "resnet18", "alexnet", "vgg16", "squeezenet1_1", "mobilenet_v2"]
-
 
 def export(name, path):
     m = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
-    torch.onnx.export(m, x, path, opset_version=17, input_names=["input"],
-                      output_names=["output"], dynamo=False,
-                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    if not os.path.exists(path):
+        torch.onnx.export(m, torch.randn(1, 3, 224, 224), path, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **kwargs)
     return m
 
 
-def torch_ms(model, batch, iters):
-    x = torch.randn(batch, 3, 224, 224, device="cuda")
+def torch_ms(model, batch, iters, device, end_to_end):
+    host = torch.randn(batch, 3, 224, 224).pin_memory() if device == "cuda" else \
+        torch.randn(batch, 3, 224, 224)
+    x = host.to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    times = []
     with torch.inference_mode():
-        for _ in range(10):
-            model(x)
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(iters):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            model(x)
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
+        for i in range(iters + 5):
+            sync()
+            t0 = time.perf_counter()
+            y = model(host.to(device, non_blocking=True) if end_to_end else x)
+            if end_to_end:
+                y = y.cpu()
+            sync()
+            if i >= 5:
+                times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
 
 def visiond(args, onnx_path, batch, iters, *extra):
     r = subprocess.run([args.visiond, "bench", "--model", onnx_path, "--batch", str(batch),
-                        "--iters", str(iters), "--warmup", "10", "--device", "cuda", "--json",
-                        "--algo-cache", args.cache, *extra], capture_output=True, text=True)
+                        "--iters", str(iters), "--warmup", "5", "--device", args.device,
+                        "--json", "--algo-cache", args.cache, *extra],
+                       capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(r.stderr)
-    return json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    assert out["fallbacks"] == 0  # strict anyway: a GPU time is never the CPU's
+    return out
+
+
+def emit(args, row):
+    print(json.dumps(row), flush=True)
+    with open(os.path.join(args.out, "bench.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def bench(args, tmp):
+    for name in args.models.split(","):
+        path = os.path.join(tmp, f"{name}.onnx")
+        model = export(name, path).to(args.device)
+        for batch in [int(b) for b in args.batches.split(",")]:
+            visiond(args, path, batch, 2)  # algorithm selection, cached for the rounds
+            vd, pd, pe = [], [], []
+            for _ in range(args.rounds):
+                vd.append(visiond(args, path, batch, args.iters)["median_ms"])
+                pd.append(torch_ms(model, batch, args.iters, args.device, False))
+                pe.append(torch_ms(model, batch, args.iters, args.device, True))
+            v, d, e = statistics.median(vd), statistics.median(pd), statistics.median(pe)
+            emit(args, {"kind": "bench", "model": name, "batch": batch, "visiond_ms": v,
+                        "torch_on_device_ms": d, "torch_end_to_end_ms": e,
+                        "visiond_img_s": batch * 1e3 / v, "torch_end_to_end_img_s":
+                        batch * 1e3 / e, "ratio_end_to_end": e / v})
+        del model
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def algos(args, tmp):
+    name = args.models.split(",")[0]
+    batch = max(int(b) for b in args.batches.split(","))
+    path = os.path.join(tmp, f"{name}.onnx")
+    export(name, path)
+    table = visiond(args, path, batch, 2, "--algos")
+    emit(args, {"kind": "algorithms", "model": name, "batch": batch,
+                "layers": table["algorithms"]})
+    if args.device != "cuda":
+        emit(args, {"kind": "gain", "model": name, "batch": batch,
+                    "skipped": "IMPLICIT_GEMM is a cuDNN algorithm: no gain to measure here"})
+        return
+    per_layer = statistics.median(visiond(args, path, batch, args.iters)["median_ms"]
+                                  for _ in range(args.rounds))
+    ig = statistics.median(visiond(args, path, batch, args.iters, "--conv-algo",
+                                   "IMPLICIT_GEMM")["median_ms"] for _ in range(args.rounds))
+    emit(args, {"kind": "gain", "model": name, "batch": batch, "per_layer_ms": per_layer,
+                "implicit_gemm_ms": ig, "speedup": ig / per_layer})
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--visiond", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--batches", default="1,8,32,64")
+    ap.add_argument("--phase", choices=["bench", "algos"], default="bench")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--models", default="resnet50,mobilenet_v2")
+    ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--workdir", default=None, help="where the ONNX exports stay between phases")
     args = ap.parse_args()
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    tmp = tempfile.mkdtemp()
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    tmp = args.workdir or tempfile.mkdtemp()
+    os.makedirs(tmp, exist_ok=True)
     args.cache = os.path.join(tmp, "algos.tsv")
-    rows, tables, gains = [], {}, []
-    for name in args.models.split(","):
-        path = os.path.join(tmp, f"{name}.onnx")
-        model = export(name, path).cuda()
-        for batch in [int(b) for b in args.batches.split(",")]:
-            vd, pt = [], []
-            visiond(args, path, batch, 3)  # selection and cache warm-up
-            for _ in range(args.rounds):
-                vd.append(visiond(args, path, batch, args.iters)["median_ms"])
-                pt.append(torch_ms(model, batch, args.iters))
-            v, p = statistics.median(vd), statistics.median(pt)
-            rows.append({"model": name, "batch": batch, "visiond_ms": v, "torch_ms": p,
-                         "visiond_img_s": batch * 1e3 / v, "torch_img_s": batch * 1e3 / p})
-            print(json.dumps(rows[-1]), flush=True)
-            if name in ("resnet50", "vgg16"):
-                ig = statistics.median(visiond(args, path, batch, args.iters, "--conv-algo",
-                                               "IMPLICIT_GEMM")["median_ms"] for _ in range(2))
-                gains.append({"model": name, "batch": batch, "per_layer_ms": v,
-                              "implicit_gemm_ms": ig, "speedup": ig / v})
-                if batch == 32:
-                    tables[name] = visiond(args, path, batch, 3, "--algos")["algorithms"]
-        del model
-        torch.cuda.empty_cache()
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"rows": rows, "gains": gains, "algorithms": tables,
-                   "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
-                   "cudnn": torch.backends.cudnn.version(),
-                   "device": torch.cuda.get_device_name()}, f, indent=1)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(f"# GPU benchmark, {torch.cuda.get_device_name()}, "
-                f"{time.strftime('%Y-%m-%d')}\n\n")
-        f.write("| model | batch | visiond ms | PyTorch ms | visiond img/s | PyTorch img/s | "
-                "ratio |\n|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['model']} | {r['batch']} | {r['visiond_ms']:.2f} | "
-                    f"{r['torch_ms']:.2f} | {r['visiond_img_s']:.0f} | {r['torch_img_s']:.0f} | "
-                    f"{r['visiond_img_s'] / r['torch_img_s']:.2f} |\n")
-        f.write("\n## Per-layer selection against always IMPLICIT_GEMM\n\n| model | batch | "
-                "per-layer ms | IMPLICIT_GEMM ms | speed-up |\n|---|---|---|---|---|\n")
-        for g in gains:
-            f.write(f"| {g['model']} | {g['batch']} | {g['per_layer_ms']:.2f} | "
-                    f"{g['implicit_gemm_ms']:.2f} | {g['speedup']:.2f} |\n")
-        for name, layers in tables.items():
-            f.write(f"\n## Algorithms of {name} at batch 32\n\n| layer | chosen | candidates "
-                    "(ms, MiB) |\n|---|---|---|\n")
-            for l in layers:
-                c = ", ".join(f"{x['name']} {x['ms']:.3f}/{x['workspace'] / 2**20:.0f}"
-                              if x["ms"] >= 0 else f"{x['name']} ({x['status']})"
-                              for x in l["candidates"])
-                f.write(f"| {l['layer']} | {l['chosen']} | {c} |\n")
+    (bench if args.phase == "bench" else algos)(args, tmp)
 
 
 if __name__ == "__main__":

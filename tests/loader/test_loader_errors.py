@@ -118,6 +118,33 @@ def test_initializer_data_does_not_match_shape(tmp_path):
     expect_load_error(p, "'W'", "holds 10 values")
 
 
+def test_small_data_claiming_gigabytes_is_refused_before_allocating(tmp_path):
+    """108 bytes of raw data under a shape of 2 G values (what the ONNX
+    fuzzer found: an 8 GB allocation): refused from the sizes alone, and
+    fast, under a memory limit far below what the shape claims."""
+    import os
+    import resource
+    import subprocess
+    from visiond_test import BIN
+    w = raw_tensor("W", [2113828852], [])
+    w.raw_data = bytes(108)
+    p = conv_model(tmp_path / "claims.onnx", raw_weight=w)
+
+    with open(BIN, "rb") as f:
+        sanitized = b"__asan_init" in f.read()
+
+    def limit():  # AddressSanitizer reserves terabytes of address space: it gets its own limit
+        if not sanitized:
+            resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+               ":max_allocation_size_mb=1024:allocator_may_return_null=0")
+    r = subprocess.run([BIN, "info", "--model", str(p)], capture_output=True, text=True,
+                       preexec_fn=limit, timeout=60, env=env)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "'W'" in r.stderr and "108 bytes of raw data" in r.stderr, r.stderr
+
+
 def test_missing_initializer(tmp_path):
     p = conv_model(tmp_path / "no_weight.onnx", with_weight=False)
     expect_load_error(p, "reads 'W'", "missing initializer", "node 'conv1'")
