@@ -33,7 +33,7 @@ libs=""
 for d in "$site"/nvidia/*/lib "$site"/nvidia/cu*/lib; do [ -d "$d" ] && libs="$libs${libs:+:}$d"; done
 echo "$libs" > "$carry/cuda_libs.txt"
 export VISIOND_BIN="$carry/visiond" VISIOND_BUILD=/tmp/vbuild VISIOND_GPU_DEVICE="$DEV"
-export VISIOND_EXPECT_GPU=1 PYTHONUNBUFFERED=1
+export VISIOND_EXPECT_GPU=1 PYTHONUNBUFFERED=1 DEV py here carry
 # the conformance models phases b and c use (exported once, in phase b)
 export VISIOND_GPU_MODELS=${GPU_MODELS:-squeezenet1_1,mobilenet_v2,resnet18,googlenet}
 mkdir -p "$VISIOND_BUILD"
@@ -42,7 +42,11 @@ phase() { # name limit command...: its output in $OUT/name.log, its outcome in p
   local name=$1 limit=$2 start=$SECONDS rc
   shift 2
   echo "== phase $name (limit ${limit}s)"
-  timeout -k 5 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  if declare -F "$1" > /dev/null; then # a function of this script: in a bash of its own
+    timeout -k 5 "$limit" bash -c "$(declare -f "$1"); $1" > "$OUT/$name.log" 2>&1
+  else
+    timeout -k 5 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  fi
   rc=$?
   printf '{"phase": "%s", "rc": %d, "seconds": %d, "limit": %d, "timed_out": %s}\n' \
     "$name" "$rc" $((SECONDS - start)) "$limit" \
