@@ -156,20 +156,12 @@ void detect_to_image(detection *d, int n, const preproc_geometry *g)
         }
 }
 
-void segment_argmax(const float *logits, int c, int h, int w, uint16_t *labels)
+int segment_argmax(const float *logits, int c, int h, int w, uint16_t *labels)
 {
     size_t plane = (size_t)h * (size_t)w;
     float *best = malloc(sizeof(float) * plane);
-    if (!best) { /* one pixel at a time: slower, never wrong */
-        for (size_t i = 0; i < plane; i++) {
-            int bi = 0;
-            for (int k = 1; k < c; k++)
-                if (logits[k * plane + i] > logits[bi * plane + i])
-                    bi = k;
-            labels[i] = (uint16_t)bi;
-        }
-        return;
-    }
+    if (!best)
+        return -1;
     /* plane by plane: unit stride for every class */
     memcpy(best, logits, sizeof(float) * plane);
     memset(labels, 0, sizeof(uint16_t) * plane);
@@ -182,6 +174,7 @@ void segment_argmax(const float *logits, int c, int h, int w, uint16_t *labels)
             }
     }
     free(best);
+    return 0;
 }
 
 /* torch's "nearest" (ATen's nearest_idx): the source of output index i when

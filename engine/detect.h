@@ -68,8 +68,8 @@ int detect_nms(detection *d, int n, int max_candidates, double iou_threshold,
 void detect_to_image(detection *d, int n, const preproc_geometry *g);
 
 /* Segmentation: logits [c, h, w] -> the index of each pixel's largest
- * logit (the first on ties, as torch.argmax). */
-void segment_argmax(const float *logits, int c, int h, int w, uint16_t *labels);
+ * logit (the first on ties, as torch.argmax). -1: out of memory. */
+int segment_argmax(const float *logits, int c, int h, int w, uint16_t *labels);
 
 /* labels (h x w, over the model's input of input_w x input_h) -> a mask
  * of the image's size (g->image_w x g->image_h): each image pixel takes

@@ -19,11 +19,6 @@
 #include "model_task.h"
 #include "server.h"
 
-static json_t *label_of(const served_model *m, int index)
-{
-    return index < m->n_labels ? json_string(m->labels[index]) : json_null();
-}
-
 /* The encoded image becomes the answer (render or a PNG mask). */
 static int answer_image(request *r, int rc, uint8_t *bytes, size_t len, const char *type)
 {
@@ -54,7 +49,7 @@ int api_detect_after(request *r)
                 list, json_pack("{s:[f,f,f,f],s:o,s:i,s:o}", "box", (double)d[j].box[0],
                                 (double)d[j].box[1], (double)d[j].box[2], (double)d[j].box[3],
                                 "score", json_float(d[j].score), "index", d[j].class_index,
-                                "label", label_of(m, d[j].class_index)));
+                                "label", api_label(m, d[j].class_index)));
         json_array_append_new(results, json_pack("{s:o,s:i,s:i}", "detections", list, "width",
                                                  r->geometry[i].image_w, "height",
                                                  r->geometry[i].image_h));
@@ -120,7 +115,7 @@ static json_t *classes_present(const served_model *m, const uint16_t *mask, size
     json_t *list = json_array();
     for (int k = 0; k < c && counts[k].pixels; k++)
         json_array_append_new(list, json_pack("{s:i,s:o,s:f}", "index", counts[k].index, "label",
-                                              label_of(m, counts[k].index), "fraction",
+                                              api_label(m, counts[k].index), "fraction",
                                               (double)counts[k].pixels / (double)pixels));
     free(counts);
     return list;
@@ -138,8 +133,12 @@ int api_segment_after(request *r)
         if (model_task_segment(m, r->output_ptrs, i, g, &mask))
             return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
         json_t *classes = classes_present(m, mask, pixels);
-        json_t *one = json_pack("{s:o,s:i,s:i}", "classes", classes ? classes : json_array(),
-                                "width", g->image_w, "height", g->image_h);
+        if (!classes) {
+            free(mask);
+            return http_fail_status(r, ENGINE_E_NOMEM, "out of memory");
+        }
+        json_t *one = json_pack("{s:o,s:i,s:i}", "classes", classes, "width", g->image_w,
+                                "height", g->image_h);
         json_array_append_new(results, one);
         uint8_t *bytes = NULL;
         size_t len = 0;
@@ -151,8 +150,6 @@ int api_segment_after(request *r)
             rc = encode_mask_png(mask, g->image_w, g->image_h, (int)m->task_dims[0], &bytes, &len);
         }
         free(mask);
-        if (!classes)
-            rc = -1;
         if (r->render || r->mask == MASK_PNG)
             return answer_image(r, rc, bytes, len, r->render ? "image/jpeg" : "image/png");
         if (r->mask == MASK_BASE64) {

@@ -209,8 +209,7 @@ enum MHD_Result api_classify_finish(request *r)
         for (int j = 0; j < got; j++) {
             int idx = top[j].index;
             json_array_append_new(
-                preds, json_pack("{s:i,s:o,s:o}", "index", idx, "label",
-                                 idx < m->n_labels ? json_string(m->labels[idx]) : json_null(),
+                preds, json_pack("{s:i,s:o,s:o}", "index", idx, "label", api_label(m, idx),
                                  "score", json_float(top[j].score)));
         }
         json_array_append_new(results, json_pack("{s:o}", "predictions", preds));
@@ -220,6 +219,11 @@ enum MHD_Result api_classify_finish(request *r)
     json_t *body = json_pack("{s:s,s:o,s:i,s:o}", "model", m->name, "results", results,
                              "batch_size", r->job.batch_size, "timing_ms", api_timing(r));
     return http_respond_json(r, MHD_HTTP_OK, body);
+}
+
+json_t *api_label(const served_model *m, int index)
+{
+    return index < m->n_labels ? json_string(m->labels[index]) : json_null();
 }
 
 json_t *api_timing(request *r)
@@ -238,15 +242,11 @@ static json_t *output_json(const served_model *m)
     const model_config *c = &m->cfg;
     const detect_params *d = &c->detect;
     static const char *const acts[] = {"none", "sigmoid", "softmax"};
-    engine_tensor_info a, b;
-    engine_error e = {0};
     if (c->task == TASK_CLASSIFY)
         return json_pack("{s:b,s:I,s:i}", "softmax", c->softmax, "classes",
                          (json_int_t)m->classes, "labels", m->n_labels);
-    if (engine_output_info(m->engine, m->task_out[0], 1, &a, &e))
-        return json_null();
     if (c->task == TASK_SEGMENT)
-        return json_pack("{s:s,s:I,s:i}", "logits", a.name, "classes",
+        return json_pack("{s:s,s:I,s:i}", "logits", m->task_out_name[0], "classes",
                          (json_int_t)m->task_dims[0], "labels", m->n_labels);
     json_t *o = json_pack(
         "{s:s,s:I,s:i,s:s,s:f,s:f,s:i,s:i,s:s,s:o}", "layout",
@@ -257,10 +257,10 @@ static json_t *output_json(const served_model *m)
         d->max_candidates, "nms", d->class_agnostic ? "class_agnostic" : "per_class",
         "background_class", d->background_class < 0 ? json_null() : json_integer(d->background_class));
     if (d->layout == DETECT_YOLO) {
-        json_object_set_new(o, "predictions", json_string(a.name));
-    } else if (!engine_output_info(m->engine, m->task_out[1], 1, &b, &e)) {
-        json_object_set_new(o, "boxes", json_string(a.name));
-        json_object_set_new(o, "scores", json_string(b.name));
+        json_object_set_new(o, "predictions", json_string(m->task_out_name[0]));
+    } else {
+        json_object_set_new(o, "boxes", json_string(m->task_out_name[0]));
+        json_object_set_new(o, "scores", json_string(m->task_out_name[1]));
         json_object_set_new(o, "coordinates", json_string(d->normalized ? "normalized" : "pixels"));
     }
     return o;

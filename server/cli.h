@@ -35,8 +35,9 @@ engine *cli_load_options(const char *model, const engine_options *opt);
 
 /* A device named by the user (anything but "auto"): strict, no fallback. */
 bool cli_strict_device(const char *device);
-/* The summary line on stderr: backend, batch, time, and how many batches
- * fell back to the CPU (with the device's error) when any did. */
+/* "N batches fell back to the CPU[: the device's error]"; returns N. */
+long cli_fallbacks(engine *e, char *text, size_t n);
+/* The summary line on stderr: backend, batch, time, and cli_fallbacks. */
 void cli_summary(const char *cmd, engine *e, int batch, double ms);
 
 double cli_now_ms(void);

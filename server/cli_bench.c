@@ -250,8 +250,8 @@ int cli_bench(int argc, char **argv)
         sum_layer_medians += lmed[l];
     }
     double gflops = median > 0 ? (double)mi.flops / (median * 1e6) : 0;
-    char why[256];
-    long fell = engine_fallback_info(e, why, sizeof why);
+    char fell_text[400];
+    long fell = cli_fallbacks(e, fell_text, sizeof fell_text);
     if (json) {
         json_t *root = json_object(), *arr = json_array();
         json_object_set_new(root, "model", json_string(model));
@@ -305,9 +305,8 @@ int cli_bench(int argc, char **argv)
         }
         printf("forward: median %.3f ms, mean %.3f ms, min %.3f ms; %.1f images/s; %.1f GFLOP/s\n",
                median, mean, min, batch * 1e3 / median, gflops);
-        printf("on %s; %ld batch%s fell back to the CPU%s%s\n", engine_backend_name(e), fell,
-               fell == 1 ? "" : "es", fell ? " (their times are the CPU's): " : "",
-               fell ? why : "");
+        printf("on %s; %s%s\n", engine_backend_name(e), fell_text,
+               fell ? " (their times are the CPU's)" : "");
         if (algos)
             print_algos(e, batch);
     }

@@ -53,13 +53,21 @@ bool cli_strict_device(const char *device)
     return device && strcmp(device, "auto") != 0;
 }
 
-void cli_summary(const char *cmd, engine *e, int batch, double ms)
+long cli_fallbacks(engine *e, char *text, size_t n)
 {
     char why[256];
     long fell = engine_fallback_info(e, why, sizeof why);
-    fprintf(stderr, "visiond %s: batch %d on %s in %.3f ms; %ld batch%s fell back to the CPU%s%s\n",
-            cmd, batch, engine_backend_name(e), ms, fell, fell == 1 ? "" : "es",
-            fell ? ": " : "", fell ? why : "");
+    snprintf(text, n, "%ld batch%s fell back to the CPU%s%s", fell, fell == 1 ? "" : "es",
+             fell ? ": " : "", fell ? why : "");
+    return fell;
+}
+
+void cli_summary(const char *cmd, engine *e, int batch, double ms)
+{
+    char fell[400];
+    cli_fallbacks(e, fell, sizeof fell);
+    fprintf(stderr, "visiond %s: batch %d on %s in %.3f ms; %s\n", cmd, batch,
+            engine_backend_name(e), ms, fell);
 }
 
 engine *cli_load_options(const char *model, const engine_options *opt)

@@ -33,6 +33,7 @@ typedef struct {
     /* the task's outputs (model_task.c): detect: boxes or predictions, then
      * scores; segment: logits. Dims per image: detect K, C; segment C, H, W */
     int task_out[2];
+    const char *task_out_name[2]; /* their names (the engine's strings) */
     int64_t task_dims[3];
     char backend[256];
     /* the batcher's thread: fallbacks already logged, and when */

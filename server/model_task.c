@@ -57,6 +57,7 @@ int model_task_resolve(served_model *m, char *err, size_t errlen)
             return -1;
         }
         memcpy(m->task_dims, &a.dims[1], 3 * sizeof(int64_t));
+        m->task_out_name[0] = a.name;
         return 0;
     }
     if (c->detect.layout == DETECT_YOLO) {
@@ -69,6 +70,7 @@ int model_task_resolve(served_model *m, char *err, size_t errlen)
         }
         m->task_dims[0] = a.dims[2];
         m->task_dims[1] = a.dims[1] - 4;
+        m->task_out_name[0] = a.name;
     } else {
         if ((m->task_out[0] = find_output(m, c->boxes_name, 3, -1, 1, &a, err, errlen)) < 0 ||
             (m->task_out[1] = find_output(m, c->scores_name, 3, m->task_out[0],
@@ -81,6 +83,8 @@ int model_task_resolve(served_model *m, char *err, size_t errlen)
         }
         m->task_dims[0] = a.dims[1];
         m->task_dims[1] = b.dims[2];
+        m->task_out_name[0] = a.name;
+        m->task_out_name[1] = b.name;
     }
     if (m->task_dims[0] > (1 << 24)) {
         snprintf(err, errlen, "%lld boxes per image is more than visiond decodes (%d)",
@@ -126,10 +130,9 @@ int model_task_segment(const served_model *m, void *const *outputs, int item,
     uint16_t *labels = malloc(sizeof(uint16_t) * (size_t)h * (size_t)w);
     *mask = malloc(sizeof(uint16_t) * (size_t)g->image_w * (size_t)g->image_h);
     int rc = -1;
-    if (labels && *mask) {
-        segment_argmax(item_of(m, outputs, m->task_out[0], item), c, h, w, labels);
+    if (labels && *mask && !segment_argmax(item_of(m, outputs, m->task_out[0], item), c, h, w,
+                                           labels))
         rc = segment_to_image(labels, h, w, m->cfg.pre.width, m->cfg.pre.height, g, *mask);
-    }
     free(labels);
     if (rc) {
         free(*mask);

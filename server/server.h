@@ -218,6 +218,8 @@ int api_image_prepare(request *r);
 enum MHD_Result api_classify_finish(request *r);
 /* The Server-Timing header and the "timing_ms" object of an answer. */
 json_t *api_timing(request *r);
+/* Class `index`'s name from labels.txt, or null. */
+json_t *api_label(const served_model *m, int index);
 /* api_tasks.c: detect and segment */
 int api_detect_after(request *r);
 int api_segment_after(request *r);

@@ -22,10 +22,10 @@ class Browser:
                 "--remote-debugging-pipe", f"--user-data-dir={profile_dir}", "about:blank"]
         # bash moves the pipe ends to the fds Chromium expects (dash takes fds up to 9 only)
         cmd = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
+        self._log = open(profile_dir + ".log", "wb")  # Chromium's own messages, kept for a look
         self.proc = subprocess.Popen(["bash", "-c", cmd, "bash", *args],
                                      pass_fds=(to_browser_r, from_browser_w),
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(profile_dir + ".log"), "wb"))
+                                     stdout=subprocess.DEVNULL, stderr=self._log)
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buf = b""
@@ -109,3 +109,4 @@ class Browser:
             self.proc.wait()
         os.close(self._to_browser)
         os.close(self._from_browser)
+        self._log.close()
