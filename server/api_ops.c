@@ -1,6 +1,7 @@
 /* Operator endpoints: GET /metrics (Prometheus text 0.0.4), and the metric
  * families the daemon records into. Health and readiness answers are in
  * http.c and api_v2.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -86,7 +87,40 @@ void server_metrics_init(void)
                                      "Objects found per image by /detect, after NMS.", "model",
                                      detection_buckets,
                                      (int)(sizeof detection_buckets / sizeof(double)));
+    static const double load_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+    m->load_seconds = metric_histogram("visiond_model_load_duration_seconds",
+                                       "Time to load one model version (read, plan, start), "
+                                       "failed loads included.",
+                                       "model", load_buckets,
+                                       (int)(sizeof load_buckets / sizeof(double)));
+    m->load_failures = metric_counter("visiond_model_load_failures_total",
+                                      "Model version loads that failed (what served before "
+                                      "keeps serving).",
+                                      "model");
+    m->versions_loaded = metric_gauge("visiond_model_versions_loaded",
+                                      "Versions of the model serving now.", "model");
+    m->version_ready = metric_gauge("visiond_model_version_ready",
+                                    "1 while this version of the model serves, 0 once it has "
+                                    "failed or been unloaded.",
+                                    "model,version");
     metric_set(m->build_info, 1, VISIOND_VERSION);
+}
+
+void server_observe_load(const char *name, int64_t version, double seconds, bool failed)
+{
+    (void)version;
+    metric_observe(families.load_seconds, seconds, name);
+    if (failed)
+        metric_add(families.load_failures, 1, name);
+    else
+        metric_add(families.load_failures, 0, name); /* the series exists from the first load */
+}
+
+void server_observe_version(const char *name, int64_t version, bool serving)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)version);
+    metric_set(families.version_ready, serving, name, v);
 }
 
 const server_metrics *server_metrics_get(void)
@@ -119,18 +153,22 @@ static void set_memory_budget(server *s)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     double decoders = s->cfg.decode_threads ? s->cfg.decode_threads : (cores > 0 ? cores : 1);
     double queued = 0;
-    for (int i = 0; i < s->repo.n; i++) {
-        served_model *m = &s->repo.models[i];
-        if (atomic_load(&m->state) != MODEL_READY)
-            continue;
-        double item = 0; /* one queued item's tensors, in and out */
-        for (int k = 0; k < engine_input_count(m->engine); k++)
-            item += (double)batcher_input_elems(m->batcher, k) * sizeof(float);
-        for (int k = 0; k < engine_output_count(m->engine); k++)
-            item += (double)batcher_output_elems(m->batcher, k) *
-                    (double)batcher_output_elem_size(m->batcher, k);
-        queued += item * m->cfg.max_queue_size;
-    }
+    model_view *v;
+    int n = model_repo_list(&s->repo, &v);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < v[i].n_versions; k++) {
+            const served_model *m = v[i].versions[k].live;
+            if (!m || v[i].versions[k].state != MODEL_READY)
+                continue;
+            double item = 0; /* one queued item's tensors, in and out */
+            for (int q = 0; q < engine_input_count(m->engine); q++)
+                item += (double)batcher_input_elems(m->batcher, q) * sizeof(float);
+            for (int q = 0; q < engine_output_count(m->engine); q++)
+                item += (double)batcher_output_elems(m->batcher, q) *
+                        (double)batcher_output_elem_size(m->batcher, q);
+            queued += item * m->cfg.max_queue_size;
+        }
+    model_repo_list_free(v, n > 0 ? n : 0);
     metric_set(families.memory_budget, (double)s->cfg.max_buffered_bytes, "request_bodies");
     metric_set(families.memory_budget, decoders * 2 * (double)s->cfg.max_decode_bytes, "decoding");
     metric_set(families.memory_budget, queued, "queued_tensors");
@@ -139,19 +177,29 @@ static void set_memory_budget(server *s)
 
 enum MHD_Result api_metrics(request *r)
 {
-    model_repo *repo = &r->srv->repo;
-    for (int i = 0; i < repo->n; i++) {
-        served_model *m = &repo->models[i];
-        int state = atomic_load(&m->state);
-        metric_set(families.model_ready, state == MODEL_READY, m->name);
-        if (state == MODEL_READY) {
-            metric_set(families.queue_depth, batcher_queue_depth(m->batcher), m->name);
-            metric_set(families.fallbacks, (double)engine_fallback_count(m->engine), m->name);
-            metric_set(families.input_copies, (double)engine_input_copies(m->engine), m->name);
-            metric_set(families.backend_info, 1, m->name, engine_backend_name(m->engine),
+    model_view *v;
+    int n = model_repo_list(&r->srv->repo, &v);
+    for (int i = 0; i < n; i++) {
+        const char *name = v[i].name;
+        int serving = 0, depth = 0;
+        for (int k = 0; k < v[i].n_versions; k++) {
+            const served_model *m = v[i].versions[k].live;
+            serving += v[i].versions[k].state == MODEL_READY;
+            if (m) /* draining versions still hold queued requests */
+                depth += batcher_queue_depth(m->batcher);
+        }
+        metric_set(families.model_ready, v[i].state == MODEL_READY, name);
+        metric_set(families.versions_loaded, serving, name);
+        metric_set(families.queue_depth, depth, name);
+        const served_model *m = v[i].latest;
+        if (m) {
+            metric_set(families.fallbacks, (double)engine_fallback_count(m->engine), name);
+            metric_set(families.input_copies, (double)engine_input_copies(m->engine), name);
+            metric_set(families.backend_info, 1, name, engine_backend_name(m->engine),
                        m->backend);
         }
     }
+    model_repo_list_free(v, n > 0 ? n : 0);
     server *s = r->srv;
     set_memory_budget(s);
     metric_set(families.decode_queue_depth, s->pool ? work_pool_depth(s->pool) : 0);

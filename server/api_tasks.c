@@ -180,7 +180,8 @@ enum MHD_Result api_task_finish(request *r)
     json_t *results = r->answer;
     r->answer = NULL;
     return http_respond_json(r, MHD_HTTP_OK,
-                             json_pack("{s:s,s:s,s:o,s:i,s:o}", "model", r->model->name, "task",
+                             json_pack("{s:s,s:I,s:s,s:o,s:i,s:o}", "model", r->model->name,
+                                       "model_version", (json_int_t)r->model->version, "task",
                                        model_task_name(r->model->cfg.task), "results", results,
                                        "batch_size", r->job.batch_size, "timing_ms", timing));
 }

@@ -5,7 +5,8 @@
  * The image endpoints take one raw image (JPEG or PNG) or a
  * multipart/form-data body with one or more file parts, and answer one
  * result per image, in order; classify's:
- *   {"model": ..., "results": [{"predictions": [{"index", "label", "score"}]}],
+ *   {"model": ..., "model_version": v,
+ *    "results": [{"predictions": [{"index", "label", "score"}]}],
  *    "batch_size": b, "timing_ms": {"queue", "preprocess", "inference", "total"}}
  * The same times go in a Server-Timing header, for browsers' tools.
  */
@@ -216,8 +217,9 @@ enum MHD_Result api_classify_finish(request *r)
     }
     free(scores);
     free(top);
-    json_t *body = json_pack("{s:s,s:o,s:i,s:o}", "model", m->name, "results", results,
-                             "batch_size", r->job.batch_size, "timing_ms", api_timing(r));
+    json_t *body = json_pack("{s:s,s:I,s:o,s:i,s:o}", "model", m->name, "model_version",
+                             (json_int_t)m->version, "results", results, "batch_size",
+                             r->job.batch_size, "timing_ms", api_timing(r));
     return http_respond_json(r, MHD_HTTP_OK, body);
 }
 
@@ -266,17 +268,33 @@ static json_t *output_json(const served_model *m)
     return o;
 }
 
-static json_t *model_json(const served_model *m)
+/* One model in /v1/models: its state, and how its highest serving version
+ * reads images and answers. */
+static json_t *model_json(const model_view *v)
 {
     static const char *const colors[] = {"rgb", "bgr", "gray"};
     static const char *const resizes[] = {"shorter_side_crop", "stretch", "letterbox"};
-    const model_config *c = &m->cfg;
-    int state = atomic_load(&m->state);
-    json_t *o = json_pack("{s:s,s:s}", "name", m->name, "state", model_state_name(state));
-    if (state == MODEL_FAILED)
-        json_object_set_new(o, "error", json_string(m->error));
-    if (state != MODEL_READY)
+    json_t *o = json_pack("{s:s,s:s}", "name", v->name, "state", model_state_name(v->state));
+    json_t *versions = json_array();
+    const char *failure = v->error[0] ? v->error : NULL;
+    for (int k = 0; k < v->n_versions; k++) {
+        const version_view *vv = &v->versions[k];
+        json_t *row = json_pack("{s:I,s:s}", "version", (json_int_t)vv->version, "state",
+                                model_state_name(vv->state));
+        if (vv->reason[0])
+            json_object_set_new(row, "error", json_string(vv->reason));
+        if (vv->state == MODEL_FAILED && !failure)
+            failure = vv->reason;
+        json_array_append_new(versions, row);
+    }
+    json_object_set_new(o, "versions", versions);
+    if (v->state == MODEL_FAILED && failure)
+        json_object_set_new(o, "error", json_string(failure));
+    const served_model *m = v->latest;
+    if (!m)
         return o;
+    const model_config *c = &m->cfg;
+    json_object_set_new(o, "version", json_integer((json_int_t)m->version));
     if (m->image_input) {
         json_t *mean = json_array(), *std = json_array();
         for (int k = 0; k < preproc_channels(&c->pre); k++) {
@@ -309,9 +327,14 @@ static json_t *model_json(const served_model *m)
 
 enum MHD_Result api_v1_models(request *r)
 {
+    model_view *v;
+    int n = model_repo_list(&r->srv->repo, &v);
+    if (n < 0)
+        return http_respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     json_t *arr = json_array();
-    for (int i = 0; i < r->srv->repo.n; i++)
-        json_array_append_new(arr, model_json(&r->srv->repo.models[i]));
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, model_json(&v[i]));
+    model_repo_list_free(v, n);
     return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:o}", "models", arr));
 }
 
@@ -322,9 +345,6 @@ enum MHD_Result api_v1_models(request *r)
 enum MHD_Result api_v1_algorithms(request *r)
 {
     served_model *m = r->model;
-    if (atomic_load(&m->state) != MODEL_READY)
-        return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model '%s' is %s", m->name,
-                                  model_state_name(atomic_load(&m->state)));
     int batch = batcher_max_batch(m->batcher);
     const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "batch");
     if (q) {
@@ -361,6 +381,7 @@ enum MHD_Result api_v1_algorithms(request *r)
                               "candidates", cands));
     }
     return http_respond_json(r, MHD_HTTP_OK,
-                             json_pack("{s:s,s:s,s:i,s:o}", "model", m->name, "backend",
-                                       m->backend, "batch", batch, "layers", layers));
+                             json_pack("{s:s,s:I,s:s,s:i,s:o}", "model", m->name, "version",
+                                       (json_int_t)m->version, "backend", m->backend, "batch",
+                                       batch, "layers", layers));
 }

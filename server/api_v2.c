@@ -4,6 +4,7 @@
  * shape). Tensor data may be flat or nested, as the protocol allows; the
  * binary-data extension is not supported and is refused clearly.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,9 +13,29 @@
 
 enum MHD_Result api_v2_server(request *r)
 {
+    json_t *ext = json_array();
+    if (r->srv->model_control)
+        json_array_append_new(ext, json_string("model_repository"));
     return http_respond_json(r, MHD_HTTP_OK,
-                             json_pack("{s:s,s:s,s:[]}", "name", "visiond", "version",
-                                       VISIOND_VERSION, "extensions"));
+                             json_pack("{s:s,s:s,s:o}", "name", "visiond", "version",
+                                       VISIOND_VERSION, "extensions", ext));
+}
+
+/* The versions of m's model that serve, as strings (the protocol's form). */
+static json_t *ready_versions(server *s, const char *name)
+{
+    json_t *out = json_array();
+    model_view *v;
+    int n = model_repo_list(&s->repo, &v);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; strcmp(v[i].name, name) == 0 && k < v[i].n_versions; k++)
+            if (v[i].versions[k].state == MODEL_READY) {
+                char ver[24];
+                snprintf(ver, sizeof ver, "%lld", (long long)v[i].versions[k].version);
+                json_array_append_new(out, json_string(ver));
+            }
+    model_repo_list_free(v, n > 0 ? n : 0);
+    return out;
 }
 
 static json_t *tensor_meta(const engine_tensor_info *t, bool dynamic)
@@ -29,9 +50,6 @@ static json_t *tensor_meta(const engine_tensor_info *t, bool dynamic)
 enum MHD_Result api_v2_model(request *r)
 {
     served_model *m = r->model;
-    if (atomic_load(&m->state) != MODEL_READY)
-        return http_respond_error(r, MHD_HTTP_BAD_REQUEST, "model '%s' is %s", m->name,
-                                  model_state_name(atomic_load(&m->state)));
     bool dyn = engine_batch_is_dynamic(m->engine);
     json_t *ins = json_array(), *outs = json_array();
     for (int k = 0; k < engine_input_count(m->engine); k++) {
@@ -46,16 +64,17 @@ enum MHD_Result api_v2_model(request *r)
             json_array_append_new(outs, tensor_meta(&t, dyn));
     }
     return http_respond_json(r, MHD_HTTP_OK,
-                             json_pack("{s:s,s:[s],s:s,s:o,s:o}", "name", m->name, "versions",
-                                       "1", "platform", "onnxruntime_onnx", "inputs", ins,
-                                       "outputs", outs));
+                             json_pack("{s:s,s:o,s:s,s:o,s:o}", "name", m->name, "versions",
+                                       ready_versions(r->srv, m->name), "platform",
+                                       "onnxruntime_onnx", "inputs", ins, "outputs", outs));
 }
 
 enum MHD_Result api_v2_model_ready(request *r)
 {
-    bool ready = atomic_load(&r->model->state) == MODEL_READY && !atomic_load(&r->srv->stopping);
+    /* r->model is NULL when the model (or that version) is not serving */
+    bool ready = r->model && !atomic_load(&r->srv->stopping);
     return http_respond_json(r, ready ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST,
-                             json_pack("{s:s,s:b}", "name", r->model->name, "ready", ready));
+                             json_pack("{s:s,s:b}", "name", r->model_name, "ready", ready));
 }
 
 /* /v2/health/ready (v2) and /readyz: ready when no model is loading, one at
@@ -67,14 +86,15 @@ enum MHD_Result api_v2_ready(request *r, bool v2)
     server *s = r->srv;
     bool ready = model_repo_ready(&s->repo) && !atomic_load(&s->stopping);
     json_t *failed = json_array(), *fell_back = json_array();
-    for (int i = 0; i < s->repo.n; i++) {
-        served_model *m = &s->repo.models[i];
-        int state = atomic_load(&m->state);
-        if (state == MODEL_FAILED)
-            json_array_append_new(failed, json_string(m->name));
-        else if (state == MODEL_READY && engine_fallback_count(m->engine) > 0)
-            json_array_append_new(fell_back, json_string(m->name));
+    model_view *v;
+    int n = model_repo_list(&s->repo, &v);
+    for (int i = 0; i < n; i++) {
+        if (v[i].state == MODEL_FAILED)
+            json_array_append_new(failed, json_string(v[i].name));
+        else if (v[i].latest && engine_fallback_count(v[i].latest->engine) > 0)
+            json_array_append_new(fell_back, json_string(v[i].name));
     }
+    model_repo_list_free(v, n > 0 ? n : 0);
     /* degraded: a model failed to load, or its device failed and batches
      * now run on the CPU fallback */
     bool degraded = json_array_size(failed) > 0 || json_array_size(fell_back) > 0;
@@ -322,7 +342,9 @@ enum MHD_Result api_v2_infer_finish(request *r)
                                               is_int ? "INT64" : "FP32", "shape", shape, "data",
                                               data));
     }
-    json_t *body = json_pack("{s:s,s:s,s:o}", "model_name", m->name, "model_version", "1",
+    char version[24];
+    snprintf(version, sizeof version, "%lld", (long long)m->version);
+    json_t *body = json_pack("{s:s,s:s,s:o}", "model_name", m->name, "model_version", version,
                              "outputs", outs);
     if (r->v2_id)
         json_object_set(body, "id", r->v2_id);

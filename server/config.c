@@ -110,6 +110,7 @@ static const numeric_setting numeric_settings[] = {
     SETTING(head_timeout_ms, 100, 3600000, AS_I64),
     SETTING(body_timeout_ms, 100, 3600000, AS_I64),
     SETTING(idle_timeout_s, 1, 86400, AS_INT),
+    SETTING(repository_poll_s, 0, 86400, AS_INT),
 };
 
 static const numeric_setting *numeric_key(const char *key)
@@ -191,6 +192,15 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
             if (strcmp(c->image_transfer, "auto") && strcmp(c->image_transfer, "bytes") &&
                 strcmp(c->image_transfer, "floats")) {
                 snprintf(sub, sizeof sub, "'image_transfer' must be auto, bytes or floats");
+                goto out;
+            }
+        } else if (strcmp(key, "model_control") == 0) {
+            if (json_is_boolean(v)) {
+                c->model_control = json_is_true(v) ? MODEL_CONTROL_ON : MODEL_CONTROL_OFF;
+            } else if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) {
+                c->model_control = MODEL_CONTROL_AUTO;
+            } else {
+                snprintf(sub, sizeof sub, "'model_control' must be true, false or \"auto\"");
                 goto out;
             }
         } else if ((num = numeric_key(key))) {

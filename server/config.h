@@ -9,7 +9,8 @@
  *    "max_decode_bytes": 268435456, "decode_threads": 0,
  *    "decode_queue_size": 256, "max_buffered_bytes": 268435456,
  *    "max_connections": 2048, "max_connections_per_ip": 256,
- *    "head_timeout_ms": 10000, "body_timeout_ms": 60000, "idle_timeout_s": 60}
+ *    "head_timeout_ms": 10000, "body_timeout_ms": 60000, "idle_timeout_s": 60,
+ *    "repository_poll_s": 0, "model_control": "auto"}
  *
  * conv_algo: "auto" (the cached choice, else on a GPU time every
  * convolution algorithm per layer and batch size, on the CPU its ranking
@@ -30,6 +31,13 @@
  * connection (or of its previous answer) and its body within
  * body_timeout_ms of the head, however slowly the bytes trickle in.
  *
+ * The model repository (model_repo.h): repository_poll_s > 0 reads the
+ * models folder again that often (0: only on SIGHUP or a load request);
+ * model_control turns the repository endpoints (/v2/repository/...: index,
+ * load, unload) on (true), off (false), or on only when the listener is a
+ * loopback address ("auto"): anyone who can reach them can change what is
+ * served.
+ *
  * Every key is optional (the values above are the defaults); an unknown
  * key or a bad value is an error naming the key, so a typo never silently
  * falls back to a default.
@@ -39,6 +47,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+typedef enum { MODEL_CONTROL_AUTO = 0, MODEL_CONTROL_ON, MODEL_CONTROL_OFF } model_control_mode;
 
 typedef struct {
     char listen[300];       /* HOST:PORT as given */
@@ -70,6 +80,8 @@ typedef struct {
     int64_t head_timeout_ms;     /* a request head within this of the connection or last answer */
     int64_t body_timeout_ms;     /* a body within this of its head */
     int idle_timeout_s;          /* libmicrohttpd's own: no byte for this long */
+    int repository_poll_s;       /* read the models folder again this often; 0: never */
+    model_control_mode model_control;
     int guard_check_ms;          /* how often connections are checked (not in visiond.json) */
 } server_config;
 

@@ -330,10 +330,6 @@ static enum MHD_Result start_post(request *r)
     served_model *m = r->model;
     if (atomic_load(&s->stopping))
         return http_respond_busy(r, "shutting_down", "shutting down");
-    if (atomic_load(&m->state) != MODEL_READY)
-        return http_respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "model '%s' is %s%s%s",
-                                  m->name, model_state_name(atomic_load(&m->state)),
-                                  m->error[0] ? ": " : "", m->error);
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = 0;
@@ -392,11 +388,28 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
         return http_defer(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
     if (!r->route)
         return http_defer(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+    snprintf(r->model_name, sizeof r->model_name, "%s", match.model);
+    if (r->route->flags & ROUTE_CONTROL) /* the repository's own: no model looked up */
+        return r->route->post ? r->route->post->start(r) : MHD_YES;
     if (match.model[0]) {
-        served_model *m =
-            model_name_valid(match.model) ? model_repo_find(&s->repo, match.model) : NULL;
+        int64_t version = match.version[0] ? model_version_parse(match.version) : 0;
+        unsigned status = MHD_HTTP_NOT_FOUND;
+        char why[700];
+        served_model *m = NULL;
+        if (!model_name_valid(match.model))
+            snprintf(why, sizeof why, "unknown model '%.64s'", match.model);
+        else if (version < 0)
+            snprintf(why, sizeof why, "model '%.64s' has no version '%.30s'", match.model,
+                     match.version);
+        else
+            m = model_repo_acquire(&s->repo, match.model, version, &status, why, sizeof why);
+        if (!m && (r->route->flags & ROUTE_ANY_STATE) &&
+            (status == MHD_HTTP_SERVICE_UNAVAILABLE || version > 0))
+            return MHD_YES; /* the handler answers for a model or version not serving */
+        if (!m && status == MHD_HTTP_SERVICE_UNAVAILABLE)
+            r->failed_reason = "model_unavailable";
         if (!m)
-            return http_defer(r, MHD_HTTP_NOT_FOUND, "unknown model '%.64s'", match.model);
+            return http_defer(r, status, "%s", why);
         r->model = m;
         r->due_ns = r->t0_ns + m->cfg.timeout_ms * 1000000;
     }
@@ -472,6 +485,8 @@ static enum MHD_Result finish(request *r)
         metric_add(m->timeouts, 1, r->model->name);
     if (r->failed_status)
         return respond_message(r, r->failed_status, r->failed_error);
+    if (!r->model) /* not a batch: the repository's work (api_repo.c) */
+        return r->route->post->finish(r);
     if (r->job.status) {
         http_answer a = http_answer_of(r->job.status);
         if (a.status == MHD_HTTP_SERVICE_UNAVAILABLE)
@@ -667,6 +682,19 @@ static void cancel_task(void *arg)
     resume(r);
 }
 
+void http_suspend(request *r)
+{
+    r->state = REQ_PREPARING;
+    r->inflight = true;
+    atomic_fetch_add(&r->srv->inflight, 1);
+    MHD_suspend_connection(r->conn);
+}
+
+void http_resume(request *r)
+{
+    resume(r);
+}
+
 enum MHD_Result http_prepare(request *r, int (*prepare)(request *r))
 {
     server *s = r->srv;
@@ -723,6 +751,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     image_free(&r->kept_image);
     if (r->kept_budget)
         body_budget_give(&r->srv->bodies, r->kept_budget);
+    model_repo_release(r->model); /* a retired version drains with its last request */
     free(r);
 }
 
@@ -776,6 +805,11 @@ static int open_listener(server *s, char *err, size_t errlen)
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    s->loopback = ss.ss_family == AF_INET6
+                      ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)
+                      : (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    s->model_control = s->cfg.model_control == MODEL_CONTROL_ON ||
+                       (s->cfg.model_control == MODEL_CONTROL_AUTO && s->loopback);
     s->listen_fd = fd;
     return 0;
 }

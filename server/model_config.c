@@ -29,6 +29,7 @@ void model_config_defaults(model_config *c)
     c->max_queue_delay_us = 2000;
     c->max_queue_size = 256;
     c->timeout_ms = 10000;
+    c->versions = (version_policy){.kind = VERSIONS_LATEST, .latest = 1};
 }
 
 const char *model_task_name(model_task t)
@@ -291,6 +292,67 @@ static int parse_batching(json_t *o, model_config *c, errbuf *e)
     return 0;
 }
 
+/* {"latest": {"num_versions": N}} | {"all": {}} | {"specific": {"versions": [...]}} */
+static int parse_version_policy(json_t *o, model_config *c, errbuf *e)
+{
+    version_policy *p = &c->versions;
+    json_t *latest = json_object_get(o, "latest"), *all = json_object_get(o, "all"),
+           *specific = json_object_get(o, "specific");
+    if (json_object_size(o) != 1 || !(latest || all || specific))
+        return fail(e, "version_policy must have one of latest, all or specific");
+    json_t *v = latest ? latest : all ? all : specific;
+    if (!json_is_object(v))
+        return fail(e, "version_policy.%s must be an object", latest ? "latest" : all ? "all" : "specific");
+    c->has_version_policy = true;
+    if (all) {
+        if (json_object_size(all))
+            return fail(e, "version_policy.all takes no keys");
+        p->kind = VERSIONS_ALL;
+        return 0;
+    }
+    if (latest) {
+        long long n;
+        json_t *num = json_object_get(latest, "num_versions");
+        if (json_object_size(latest) != 1 || !num)
+            return fail(e, "version_policy.latest takes num_versions");
+        if (int_value(num, "version_policy.latest", "num_versions", 1, 1000, &n, e))
+            return -1;
+        *p = (version_policy){.kind = VERSIONS_LATEST, .latest = (int)n};
+        return 0;
+    }
+    json_t *list = json_object_get(specific, "versions");
+    if (json_object_size(specific) != 1 || !json_is_array(list) || json_array_size(list) == 0 ||
+        json_array_size(list) > MAX_POLICY_VERSIONS)
+        return fail(e, "version_policy.specific takes versions: a list of 1 to %d versions",
+                    MAX_POLICY_VERSIONS);
+    *p = (version_policy){.kind = VERSIONS_SPECIFIC};
+    size_t i;
+    for (i = 0; i < json_array_size(list); i++) {
+        long long n;
+        if (int_value(json_array_get(list, i), "version_policy.specific", "versions", 1,
+                      (1LL << 53), &n, e))
+            return -1;
+        p->specific[p->n_specific++] = n;
+    }
+    return 0;
+}
+
+bool version_policy_wants(const version_policy *p, int64_t version, const int64_t *all, int n)
+{
+    if (p->kind == VERSIONS_ALL)
+        return true;
+    if (p->kind == VERSIONS_SPECIFIC) {
+        for (int i = 0; i < p->n_specific; i++)
+            if (p->specific[i] == version)
+                return true;
+        return false;
+    }
+    int higher = 0; /* latest N: fewer than N versions above it */
+    for (int i = 0; i < n; i++)
+        higher += all[i] > version;
+    return higher < p->latest;
+}
+
 int model_config_load(const char *path, model_config *c, bool *found, char *err, size_t errlen)
 {
     errbuf e = {err, errlen};
@@ -339,6 +401,8 @@ int model_config_load(const char *path, model_config *c, bool *found, char *err,
                 rc = parse_output(v, c, &e);
             } else if (strcmp(key, "batching") == 0) {
                 rc = parse_batching(v, c, &e);
+            } else if (strcmp(key, "version_policy") == 0) {
+                rc = parse_version_policy(v, c, &e);
             } else {
                 rc = fail(&e, "unknown key '%s'", key);
             }

@@ -7,7 +7,8 @@
  *    "task": "classify" | "detect" | "segment",
  *    "output": {"softmax": true},
  *    "batching": {"max_batch_size": 16, "max_queue_delay_us": 2000,
- *                 "max_queue_size": 256, "timeout_ms": 10000}}
+ *                 "max_queue_size": 256, "timeout_ms": 10000},
+ *    "version_policy": {"latest": {"num_versions": 1}}}
  *
  * Defaults for missing keys: width and height from the model's input (when
  * fixed; otherwise required), color "rgb", resize "shorter_side_crop" with
@@ -40,6 +41,11 @@
  *             optional: by default the boxes are the output whose last axis is
  *             4, the scores the other, the predictions the first output)
  *   segment:  {"logits": NAME} (default: the first output; [N, C, H, W])
+ *
+ * version_policy (Triton's form; only in the model's own model.json, not a
+ * version folder's): which of the version folders are served:
+ * {"latest": {"num_versions": N}} (the N highest, default 1), {"all": {}},
+ * or {"specific": {"versions": [1, 3]}}.
  */
 #ifndef VISIOND_MODEL_CONFIG_H
 #define VISIOND_MODEL_CONFIG_H
@@ -53,6 +59,16 @@
 
 typedef enum { TASK_CLASSIFY = 0, TASK_DETECT, TASK_SEGMENT } model_task;
 
+typedef enum { VERSIONS_LATEST = 0, VERSIONS_ALL, VERSIONS_SPECIFIC } version_policy_kind;
+#define MAX_POLICY_VERSIONS 64
+
+typedef struct {
+    version_policy_kind kind;
+    int latest;                                /* VERSIONS_LATEST: how many */
+    int n_specific;                            /* VERSIONS_SPECIFIC */
+    int64_t specific[MAX_POLICY_VERSIONS];
+} version_policy;
+
 typedef struct {
     model_task task;
     preproc_params pre;  /* width/height 0 until resolved against the model */
@@ -64,10 +80,15 @@ typedef struct {
     int64_t max_queue_delay_us;
     int max_queue_size;
     int64_t timeout_ms;
+    version_policy versions;
+    bool has_version_policy; /* the file had one */
 } model_config;
 
 void model_config_defaults(model_config *c);
 const char *model_task_name(model_task t);
+/* Whether the policy serves `version`, given every version in the folder
+ * (ascending). */
+bool version_policy_wants(const version_policy *p, int64_t version, const int64_t *all, int n);
 /* Reads path over the defaults; a missing file is not an error (*found = false). */
 int model_config_load(const char *path, model_config *c, bool *found, char *err, size_t errlen);
 /* Fills width/height from the model's input shape (N, C, H, W) where the

@@ -1,21 +1,24 @@
-/* Scanning and loading the model repository; see model_repo.h. */
-#include "model_repo.h"
+/* The model repository's state, its references and its manager thread;
+ * see model_repo.h. What the folder says is read in model_sync.c, one
+ * version is loaded in model_load.c.
+ *
+ * Locking: one mutex guards the entries, their version slots, the retired
+ * list and the task queue. It is never held while a model loads or is
+ * freed (seconds), only while pointers are read or swapped, so a request's
+ * lookup never waits for a load.
+ */
+#include "model_repo_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <time.h>
 
-#include "../engine/file_read.h"
+#include "../engine/clock.h"
 #include "log.h"
-#include "model_task.h"
-
-#define MAX_MODELS 256
-#define MAX_LABELS 100000
-#define MAX_LABEL_BYTES 4096
-#define MAX_LABELS_FILE (8u << 20)
 
 bool model_name_valid(const char *name)
 {
@@ -31,22 +34,420 @@ bool model_name_valid(const char *name)
     return true;
 }
 
+int64_t model_version_parse(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 16 || s[0] == '0')
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= (1LL << 53) ? v : -1;
+}
+
 const char *model_state_name(model_state s)
 {
     switch (s) {
     case MODEL_LOADING: return "loading";
     case MODEL_READY: return "ready";
     case MODEL_FAILED: return "failed";
+    case MODEL_UNLOADING: return "unloading";
+    case MODEL_UNAVAILABLE: return "unavailable";
     }
     return "?";
 }
 
-static int by_name(const void *a, const void *b)
+const char *model_state_index_name(model_state s)
 {
-    return strcmp(((const served_model *)a)->name, ((const served_model *)b)->name);
+    switch (s) {
+    case MODEL_LOADING: return "LOADING";
+    case MODEL_READY: return "READY";
+    case MODEL_UNLOADING: return "UNLOADING";
+    default: return "UNAVAILABLE";
+    }
 }
 
-int model_repo_scan(model_repo *r, const char *dir, char *err, size_t errlen)
+/* --- entries and slots (the lock held) --- */
+
+model_entry *repo_entry(model_repo *r, const char *name)
+{
+    for (int i = 0; i < r->n_entries; i++)
+        if (strcmp(r->entries[i].name, name) == 0)
+            return &r->entries[i];
+    return NULL;
+}
+
+version_slot *repo_slot(model_entry *e, int64_t version)
+{
+    for (int i = 0; i < e->n_slots; i++)
+        if (e->slots[i].version == version)
+            return &e->slots[i];
+    return NULL;
+}
+
+version_slot *repo_add_slot(model_entry *e, int64_t version)
+{
+    if (e->n_slots == MAX_VERSIONS)
+        return NULL;
+    int at = e->n_slots;
+    while (at > 0 && e->slots[at - 1].version > version)
+        at--;
+    memmove(&e->slots[at + 1], &e->slots[at], (size_t)(e->n_slots - at) * sizeof e->slots[0]);
+    e->n_slots++;
+    e->slots[at] = (version_slot){.version = version, .state = MODEL_LOADING};
+    return &e->slots[at];
+}
+
+/* Takes m out of service: it drains and the manager frees it. */
+void repo_retire(model_repo *r, served_model *m)
+{
+    if (!m)
+        return;
+    m->next_retired = r->retired;
+    r->retired = m;
+    log_msg(LOG_INFO, "model %s version %lld unloaded: it finishes what it holds, then is freed",
+            m->name, (long long)m->version);
+    atomic_fetch_sub(&m->refs, 1); /* the repository's own reference */
+}
+
+void repo_remove_slot(model_repo *r, model_entry *e, int64_t version)
+{
+    version_slot *s = repo_slot(e, version);
+    if (!s)
+        return;
+    if (s->live && r->opts.observe_version)
+        r->opts.observe_version(e->name, version, false);
+    repo_retire(r, s->live);
+    int at = (int)(s - e->slots);
+    memmove(&e->slots[at], &e->slots[at + 1], (size_t)(e->n_slots - at - 1) * sizeof e->slots[0]);
+    e->n_slots--;
+}
+
+static served_model *latest_live(const model_entry *e)
+{
+    for (int i = e->n_slots - 1; i >= 0; i--)
+        if (e->slots[i].live)
+            return e->slots[i].live;
+    return NULL;
+}
+
+/* --- references --- */
+
+served_model *model_repo_acquire(model_repo *r, const char *name, int64_t version,
+                                 unsigned *status, char *msg, size_t msglen)
+{
+    pthread_mutex_lock(&r->lock);
+    model_entry *e = repo_entry(r, name);
+    served_model *m = NULL;
+    *status = 404;
+    if (!e || !e->present) {
+        snprintf(msg, msglen, "unknown model '%.64s'", name);
+    } else if (version) {
+        version_slot *s = repo_slot(e, version);
+        m = s ? s->live : NULL;
+        if (!s)
+            snprintf(msg, msglen, "model '%s' has no version %lld", name, (long long)version);
+        else if (!m) {
+            *status = 503;
+            snprintf(msg, msglen, "model '%s' version %lld is %s%s%.500s", name,
+                     (long long)version, model_state_name(s->state), s->reason[0] ? ": " : "",
+                     s->reason);
+        }
+    } else if (!(m = latest_live(e))) {
+        *status = 503;
+        const version_slot *failed = NULL;
+        bool loading = !r->first_scan_done;
+        for (int i = 0; i < e->n_slots; i++) {
+            loading |= e->slots[i].state == MODEL_LOADING;
+            if (e->slots[i].state == MODEL_FAILED)
+                failed = &e->slots[i];
+        }
+        if (e->unloaded)
+            snprintf(msg, msglen, "model '%s' is unloaded (load it again to serve it)", name);
+        else if (loading)
+            snprintf(msg, msglen, "model '%s' is loading", name);
+        else
+            snprintf(msg, msglen, "model '%s' is failed: %.500s", name,
+                     failed ? failed->reason : e->error);
+    }
+    if (m)
+        atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&r->lock);
+    return m;
+}
+
+void model_repo_release(served_model *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    /* the last reference to a retired version: the manager frees it */
+    model_repo *r = m->repo;
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* --- snapshots --- */
+
+static int by_version(const void *a, const void *b)
+{
+    int64_t x = ((const version_view *)a)->version, y = ((const version_view *)b)->version;
+    return x < y ? -1 : x > y;
+}
+
+static int by_view_name(const void *a, const void *b)
+{
+    return strcmp(((const model_view *)a)->name, ((const model_view *)b)->name);
+}
+
+static int draining_count(const model_repo *r, const char *name)
+{
+    int n = 0;
+    for (const served_model *m = r->retired; m; m = m->next_retired)
+        n += strcmp(m->name, name) == 0;
+    return n;
+}
+
+static void fill_view(model_repo *r, const model_entry *e, model_view *v)
+{
+    snprintf(v->name, sizeof v->name, "%s", e->name);
+    snprintf(v->error, sizeof v->error, "%s", e->error);
+    int k = 0;
+    bool loading = !r->first_scan_done && !e->unloaded, failed = e->error[0] != 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        const version_slot *s = &e->slots[i];
+        version_view *vv = &v->versions[k++];
+        *vv = (version_view){.version = s->version, .state = s->state, .live = s->live};
+        snprintf(vv->reason, sizeof vv->reason, "%s", s->reason);
+        if (s->live)
+            atomic_fetch_add(&s->live->refs, 1);
+        loading |= s->state == MODEL_LOADING;
+        failed |= s->state == MODEL_FAILED;
+    }
+    for (served_model *m = r->retired; m; m = m->next_retired)
+        if (strcmp(m->name, e->name) == 0) {
+            atomic_fetch_add(&m->refs, 1);
+            v->versions[k++] = (version_view){.version = m->version, .state = MODEL_UNLOADING,
+                                              .live = m};
+        }
+    v->n_versions = k;
+    qsort(v->versions, (size_t)k, sizeof *v->versions, by_version);
+    v->latest = latest_live(e);
+    v->state = v->latest ? MODEL_READY
+               : loading ? MODEL_LOADING
+               : failed && !e->unloaded ? MODEL_FAILED
+                                        : MODEL_UNAVAILABLE;
+    if (v->latest)
+        atomic_fetch_add(&v->latest->refs, 1);
+}
+
+int model_repo_list(model_repo *r, model_view **out)
+{
+    pthread_mutex_lock(&r->lock);
+    model_view *v = calloc((size_t)r->n_entries + 1, sizeof *v);
+    int n = 0;
+    for (int i = 0; v && i < r->n_entries; i++) {
+        model_entry *e = &r->entries[i];
+        int draining = draining_count(r, e->name);
+        if (!e->present && !draining)
+            continue;
+        v[n].versions = calloc((size_t)(e->n_slots + draining) + 1, sizeof *v[n].versions);
+        if (!v[n].versions) {
+            pthread_mutex_unlock(&r->lock);
+            model_repo_list_free(v, n);
+            return -1;
+        }
+        fill_view(r, e, &v[n++]);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!v)
+        return -1;
+    qsort(v, (size_t)n, sizeof *v, by_view_name);
+    *out = v;
+    return n;
+}
+
+void model_repo_list_free(model_view *v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        for (int k = 0; k < v[i].n_versions; k++)
+            model_repo_release(v[i].versions[k].live);
+        model_repo_release(v[i].latest);
+        free(v[i].versions);
+    }
+    free(v);
+}
+
+bool model_repo_ready(model_repo *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool ready = false;
+    for (int i = 0; r->first_scan_done && !ready && i < r->n_entries; i++)
+        ready = latest_live(&r->entries[i]) != NULL;
+    pthread_mutex_unlock(&r->lock);
+    return ready;
+}
+
+/* --- the manager --- */
+
+/* Frees retired versions no request holds any more (called locked; the
+ * lock is let go while freeing). */
+static void reap(model_repo *r)
+{
+    served_model *free_list = NULL, **p = &r->retired;
+    while (*p) {
+        served_model *m = *p;
+        if (atomic_load(&m->refs) == 0) {
+            *p = m->next_retired;
+            m->next_retired = free_list;
+            free_list = m;
+        } else {
+            p = &m->next_retired;
+        }
+    }
+    if (!free_list)
+        return;
+    pthread_mutex_unlock(&r->lock);
+    while (free_list) {
+        served_model *m = free_list;
+        free_list = m->next_retired;
+        log_msg(LOG_INFO, "model %s version %lld drained and freed", m->name,
+                (long long)m->version);
+        model_instance_free(m);
+    }
+    /* give the freed arenas back to the system, so an unload shows in RSS */
+    malloc_trim(0);
+    pthread_mutex_lock(&r->lock);
+}
+
+static void finish_task(model_repo *r, task_node *t, unsigned status, const char *msg)
+{
+    if (t->done)
+        t->done(t->arg, status, msg);
+    pthread_mutex_lock(&r->lock);
+    r->finished = t->ticket;
+    pthread_cond_broadcast(&r->done);
+    pthread_mutex_unlock(&r->lock);
+    free(t);
+}
+
+static void run_task(model_repo *r, task_node *t)
+{
+    char msg[1024] = "";
+    unsigned status = 0;
+    if (t->kind == REPO_SCAN)
+        repo_sync_all(r);
+    else if (t->kind == REPO_LOAD)
+        status = repo_load_model(r, t->name, msg, sizeof msg);
+    else
+        status = repo_unload_model(r, t->name, msg, sizeof msg);
+    finish_task(r, t, status, msg);
+}
+
+static void *manager(void *arg)
+{
+    model_repo *r = arg;
+    int64_t poll_ns = (int64_t)r->opts.poll_s * 1000000000;
+    int64_t next_poll = clock_monotonic_ns() + poll_ns;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        reap(r);
+        if (r->stop)
+            break;
+        task_node *t = r->tasks;
+        if (t) {
+            r->tasks = t->next;
+            if (!r->tasks)
+                r->tasks_tail = NULL;
+            pthread_mutex_unlock(&r->lock);
+            run_task(r, t);
+            pthread_mutex_lock(&r->lock);
+            continue;
+        }
+        int64_t now = clock_monotonic_ns();
+        if (poll_ns && now >= next_poll) {
+            pthread_mutex_unlock(&r->lock);
+            model_repo_request(r, REPO_SCAN, "", NULL, NULL);
+            pthread_mutex_lock(&r->lock);
+            next_poll = now + poll_ns;
+            continue;
+        }
+        if (poll_ns) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            int64_t at = (int64_t)until.tv_sec * 1000000000 + until.tv_nsec + (next_poll - now);
+            until = (struct timespec){.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+            pthread_cond_timedwait(&r->wake, &r->lock, &until);
+        } else {
+            pthread_cond_wait(&r->wake, &r->lock);
+        }
+    }
+    /* stopping: what still waits is answered */
+    while (r->tasks) {
+        task_node *t = r->tasks;
+        r->tasks = t->next;
+        pthread_mutex_unlock(&r->lock);
+        finish_task(r, t, 503, "the server is stopping");
+        pthread_mutex_lock(&r->lock);
+    }
+    r->tasks_tail = NULL;
+    pthread_mutex_unlock(&r->lock);
+    atomic_store(&r->thread_exited, true);
+    return NULL;
+}
+
+uint64_t model_repo_request(model_repo *r, repo_task_kind kind, const char *name,
+                            void (*done)(void *arg, unsigned status, const char *message),
+                            void *arg)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t ticket = 0;
+    if (r->stop)
+        goto out;
+    /* a scan nobody waits on merges with one already waiting */
+    for (task_node *t = r->tasks; t && kind == REPO_SCAN && !done; t = t->next)
+        if (t->kind == REPO_SCAN && !t->done) {
+            ticket = t->ticket;
+            goto out;
+        }
+    task_node *t = calloc(1, sizeof *t);
+    if (!t)
+        goto out;
+    *t = (task_node){.kind = kind, .done = done, .arg = arg, .ticket = ++r->tickets};
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (r->tasks_tail)
+        r->tasks_tail->next = t;
+    else
+        r->tasks = t;
+    r->tasks_tail = t;
+    ticket = t->ticket;
+    pthread_cond_signal(&r->wake);
+out:
+    pthread_mutex_unlock(&r->lock);
+    return ticket;
+}
+
+uint64_t model_repo_finished(model_repo *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t f = r->finished;
+    pthread_mutex_unlock(&r->lock);
+    return f;
+}
+
+void model_repo_wait(model_repo *r, uint64_t ticket)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->finished < ticket && !atomic_load(&r->thread_exited))
+        pthread_cond_wait(&r->done, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int model_repo_open(model_repo *r, const char *dir, const model_load_options *o, char *err,
+                    size_t errlen)
 {
     memset(r, 0, sizeof *r);
     DIR *d = opendir(dir);
@@ -54,205 +455,71 @@ int model_repo_scan(model_repo *r, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read the model repository %s: %s", dir, strerror(errno));
         return -1;
     }
-    r->models = calloc(MAX_MODELS, sizeof *r->models);
-    if (!r->models) {
-        closedir(d);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1200];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s/model.onnx", dir, e->d_name);
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (!model_name_valid(e->d_name)) {
-            log_msg(LOG_WARN, "model directory '%s' skipped: names are 1-64 of A-Z a-z 0-9 _ - .",
-                    e->d_name);
-            continue;
-        }
-        if (r->n == MAX_MODELS) {
-            log_msg(LOG_WARN, "more than %d models in %s: the rest are skipped", MAX_MODELS, dir);
-            break;
-        }
-        served_model *m = &r->models[r->n++];
-        snprintf(m->name, sizeof m->name, "%s", e->d_name);
-        snprintf(m->dir, sizeof m->dir, "%s/%s", dir, e->d_name);
-        atomic_init(&m->state, MODEL_LOADING);
-    }
     closedir(d);
-    qsort(r->models, (size_t)r->n, sizeof *r->models, by_name);
-    return 0;
-}
-
-static int load_labels(served_model *m, char *err, size_t errlen)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/labels.txt", m->dir);
-    char *text;
-    size_t len;
-    bool missing;
-    engine_error fe;
-    if (file_read_regular(path, MAX_LABELS_FILE, &text, &len, &missing, &fe)) {
-        if (missing)
-            return 0;
-        snprintf(err, errlen, "%s", fe.message);
-        return -1;
-    }
-    m->labels = calloc(MAX_LABELS, sizeof *m->labels);
-    int rc = 0;
-    if (!m->labels) {
+    r->entries = calloc(MAX_MODELS, sizeof *r->entries);
+    if (!r->entries) {
         snprintf(err, errlen, "out of memory");
-        rc = -1;
-    }
-    for (char *line = text; !rc && line < text + len;) {
-        char *nl = memchr(line, '\n', (size_t)(text + len - line));
-        size_t n = nl ? (size_t)(nl - line) : (size_t)(text + len - line);
-        if (n > MAX_LABEL_BYTES || m->n_labels == MAX_LABELS) {
-            snprintf(err, errlen, "%s: too large (at most %d lines of %d bytes)", path,
-                     MAX_LABELS, MAX_LABEL_BYTES);
-            rc = -1;
-            break;
-        }
-        while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
-            n--;
-        if (!(m->labels[m->n_labels++] = strndup(line, n))) {
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-        }
-        line = nl ? nl + 1 : text + len;
-    }
-    free(text);
-    return rc;
-}
-
-static int load_model(served_model *m, const model_load_options *o, char *err,
-                      size_t errlen)
-{
-    char path[1200];
-    bool found;
-    model_config_defaults(&m->cfg);
-    snprintf(path, sizeof path, "%s/model.json", m->dir);
-    if (model_config_load(path, &m->cfg, &found, err, errlen))
-        return -1;
-    snprintf(path, sizeof path, "%s/model.onnx", m->dir);
-    engine_options eo = {.device = o->device, .max_batch = m->cfg.max_batch_size,
-                         .threads = o->threads, .conv_algo = o->conv_algo,
-                         .algo_cache = o->algo_cache && o->algo_cache[0] ? o->algo_cache : NULL,
-                         .workspace_limit = o->workspace_limit,
-                         .inject_faults = o->inject_faults,
-                         .cancel = o->cancel};
-    engine_error e = {0};
-    if (engine_open(path, &eo, &m->engine, &e)) {
-        snprintf(err, errlen, "%s", e.message);
         return -1;
     }
-    engine_tensor_info in;
-    engine_input_info(m->engine, 0, &in);
-    m->image_input = engine_input_count(m->engine) == 1 && in.rank == 4 &&
-                     (in.dims[1] == 1 || in.dims[1] == 3);
-    if (m->image_input) {
-        if (model_config_resolve(&m->cfg, in.dims[1], in.dims[2], in.dims[3], err, errlen)) {
-            char detail[600];
-            snprintf(detail, sizeof detail, "%s", err);
-            snprintf(err, errlen, "%s/model.json: %s", m->dir, detail);
-            return -1;
-        }
-        /* images enter the model as bytes; the graph normalises them */
-        if (engine_set_image_input(m->engine, &m->cfg.pre, &e)) {
-            snprintf(err, errlen, "%s", e.message);
-            return -1;
-        }
-    } else if (found) {
-        log_msg(LOG_INFO, "model %s: its input is not an image (N, C, H, W); only "
-                          "/v2/models/%s/infer serves it",
-                m->name, m->name);
-    }
-    if (engine_start(m->engine, &e)) {
-        snprintf(err, errlen, "%s", e.message);
-        return -1;
-    }
-    snprintf(m->backend, sizeof m->backend, "%s", engine_backend_description(m->engine));
-    if (load_labels(m, err, errlen))
-        return -1;
-    batcher_config bc = {.max_batch_size = m->cfg.max_batch_size,
-                         .image_jobs = m->image_input,
-                         .max_queue_delay_us = m->cfg.max_queue_delay_us,
-                         .max_queue_size = m->cfg.max_queue_size,
-                         .timeout_ms = m->cfg.timeout_ms,
-                         .observe_batch = o->observe_batch,
-                         .user = m};
-    if (batcher_create(m->engine, &bc, &m->batcher, &e)) {
-        snprintf(err, errlen, "%s", e.message);
-        return -1;
-    }
-    m->classes = batcher_output_elems(m->batcher, 0);
-    if (model_task_resolve(m, err, errlen))
-        return -1;
-    int64_t classes = m->cfg.task == TASK_CLASSIFY ? m->classes
-                      : m->cfg.task == TASK_DETECT ? m->task_dims[1]
-                                                   : m->task_dims[0];
-    if (m->n_labels && m->n_labels != classes)
-        log_msg(LOG_WARN, "model %s: labels.txt has %d lines but the model has %lld classes",
-                m->name, m->n_labels, (long long)classes);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    r->opts = *o;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    pthread_cond_init(&r->done, NULL);
+    atomic_init(&r->thread_exited, false);
     return 0;
 }
 
-void model_repo_load_all(model_repo *r, const model_load_options *o)
+uint64_t model_repo_start(model_repo *r)
 {
-    for (int i = 0; i < r->n; i++) {
-        served_model *m = &r->models[i];
-        char err[600] = "";
-        if (o->cancel && atomic_load(o->cancel)) {
-            snprintf(m->error, sizeof m->error, "not loaded: stopping");
-            atomic_store(&m->state, MODEL_FAILED);
-            continue;
-        }
-        if (load_model(m, o, err, sizeof err)) {
-            snprintf(m->error, sizeof m->error, "%s", err);
-            log_msg(LOG_ERROR, "model %s failed to load: %s", m->name, err);
-            atomic_store(&m->state, MODEL_FAILED);
-            continue;
-        }
-        log_msg(LOG_INFO, "model %s ready: %s, %s, batches up to %d, %s", m->name,
-                !m->image_input ? "tensors" : "images", model_task_name(m->cfg.task),
-                batcher_max_batch(m->batcher), m->backend);
-        atomic_store(&m->state, MODEL_READY);
-    }
+    uint64_t ticket = model_repo_request(r, REPO_SCAN, "", NULL, NULL);
+    if (pthread_create(&r->thread, NULL, manager, r) != 0)
+        return 0;
+    r->thread_started = true;
+    return ticket;
 }
 
-served_model *model_repo_find(model_repo *r, const char *name)
+bool model_repo_stop(model_repo *r, int64_t wait_ms)
 {
-    for (int i = 0; i < r->n; i++)
-        if (strcmp(r->models[i].name, name) == 0)
-            return &r->models[i];
-    return NULL;
-}
-
-bool model_repo_ready(model_repo *r)
-{
-    int ready = 0;
-    for (int i = 0; i < r->n; i++) {
-        int s = atomic_load(&r->models[i].state);
-        if (s == MODEL_LOADING)
-            return false;
-        ready += s == MODEL_READY;
-    }
-    return ready > 0;
+    if (!r->entries)
+        return true;
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    if (!r->thread_started)
+        return true;
+    for (int64_t waited = 0; !atomic_load(&r->thread_exited) && waited < wait_ms; waited += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    if (!atomic_load(&r->thread_exited))
+        return false;
+    pthread_join(r->thread, NULL);
+    r->thread_started = false;
+    return true;
 }
 
 void model_repo_free(model_repo *r)
 {
-    for (int i = 0; i < r->n; i++) {
-        served_model *m = &r->models[i];
-        batcher_destroy(m->batcher);
-        engine_free(m->engine);
-        for (int k = 0; k < m->n_labels; k++)
-            free(m->labels[k]);
-        free(m->labels);
+    if (!r->entries)
+        return;
+    for (int i = 0; i < r->n_entries; i++) {
+        model_entry *e = &r->entries[i];
+        for (int k = 0; k < e->n_slots; k++)
+            model_instance_free(e->slots[k].live);
     }
-    free(r->models);
+    while (r->retired) {
+        served_model *m = r->retired;
+        r->retired = m->next_retired;
+        model_instance_free(m);
+    }
+    while (r->tasks) {
+        task_node *t = r->tasks;
+        r->tasks = t->next;
+        free(t);
+    }
+    free(r->entries);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->wake);
+    pthread_cond_destroy(&r->done);
     memset(r, 0, sizeof *r);
 }

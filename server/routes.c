@@ -3,7 +3,7 @@
  * looks requests up here and knows no endpoint by name.
  *
  * Patterns are literal segments and captures: {model} (the model's name)
- * and {version} (accepted, KServe-style; models have one version today).
+ * and {version} (one version of it; without, the highest serving).
  * A trailing slash is ignored. A path that matches with another method is
  * answered 405 with the methods it takes. */
 #include <string.h>
@@ -28,26 +28,36 @@ static enum MHD_Result readyz(request *r)
 static const post_api classify = {api_image_start, api_image_admit, api_classify_finish};
 static const post_api task = {api_image_start, api_image_admit, api_task_finish};
 static const post_api infer = {api_v2_infer_start, api_v2_infer_admit, api_v2_infer_finish};
+static const post_api repo = {api_repo_start, api_repo_admit, api_repo_finish};
 
 static const route routes[] = {
-    {"GET", "/", "page", api_page, NULL},
-    {"GET", "/metrics", "metrics", api_metrics, NULL},
-    {"GET", "/healthz", "health", alive, NULL},
-    {"GET", "/readyz", "health", readyz, NULL},
-    {"GET", "/v1/models", "metadata", api_v1_models, NULL},
-    {"POST", "/v1/models/{model}/classify", "classify", NULL, &classify},
-    {"POST", "/v1/models/{model}/detect", "detect", NULL, &task},
-    {"POST", "/v1/models/{model}/segment", "segment", NULL, &task},
-    {"GET", "/v1/models/{model}/algorithms", "metadata", api_v1_algorithms, NULL},
-    {"GET", "/v2", "metadata", api_v2_server, NULL},
-    {"GET", "/v2/health/live", "health", alive, NULL},
-    {"GET", "/v2/health/ready", "health", v2_ready, NULL},
-    {"GET", "/v2/models/{model}", "metadata", api_v2_model, NULL},
-    {"GET", "/v2/models/{model}/versions/{version}", "metadata", api_v2_model, NULL},
-    {"GET", "/v2/models/{model}/ready", "health", api_v2_model_ready, NULL},
-    {"GET", "/v2/models/{model}/versions/{version}/ready", "health", api_v2_model_ready, NULL},
-    {"POST", "/v2/models/{model}/infer", "infer", NULL, &infer},
-    {"POST", "/v2/models/{model}/versions/{version}/infer", "infer", NULL, &infer},
+    {"GET", "/", "page", api_page, NULL, 0},
+    {"GET", "/metrics", "metrics", api_metrics, NULL, 0},
+    {"GET", "/healthz", "health", alive, NULL, 0},
+    {"GET", "/readyz", "health", readyz, NULL, 0},
+    {"GET", "/v1/models", "metadata", api_v1_models, NULL, 0},
+    {"POST", "/v1/models/{model}/classify", "classify", NULL, &classify, 0},
+    {"POST", "/v1/models/{model}/versions/{version}/classify", "classify", NULL, &classify, 0},
+    {"POST", "/v1/models/{model}/detect", "detect", NULL, &task, 0},
+    {"POST", "/v1/models/{model}/versions/{version}/detect", "detect", NULL, &task, 0},
+    {"POST", "/v1/models/{model}/segment", "segment", NULL, &task, 0},
+    {"POST", "/v1/models/{model}/versions/{version}/segment", "segment", NULL, &task, 0},
+    {"GET", "/v1/models/{model}/algorithms", "metadata", api_v1_algorithms, NULL, 0},
+    {"GET", "/v1/models/{model}/versions/{version}/algorithms", "metadata", api_v1_algorithms,
+     NULL, 0},
+    {"GET", "/v2", "metadata", api_v2_server, NULL, 0},
+    {"GET", "/v2/health/live", "health", alive, NULL, 0},
+    {"GET", "/v2/health/ready", "health", v2_ready, NULL, 0},
+    {"GET", "/v2/models/{model}", "metadata", api_v2_model, NULL, 0},
+    {"GET", "/v2/models/{model}/versions/{version}", "metadata", api_v2_model, NULL, 0},
+    {"GET", "/v2/models/{model}/ready", "health", api_v2_model_ready, NULL, ROUTE_ANY_STATE},
+    {"GET", "/v2/models/{model}/versions/{version}/ready", "health", api_v2_model_ready, NULL,
+     ROUTE_ANY_STATE},
+    {"POST", "/v2/models/{model}/infer", "infer", NULL, &infer, 0},
+    {"POST", "/v2/models/{model}/versions/{version}/infer", "infer", NULL, &infer, 0},
+    {"POST", "/v2/repository/index", "repository", NULL, &repo, ROUTE_CONTROL},
+    {"POST", "/v2/repository/models/{model}/load", "repository", NULL, &repo, ROUTE_CONTROL},
+    {"POST", "/v2/repository/models/{model}/unload", "repository", NULL, &repo, ROUTE_CONTROL},
 };
 
 /* The next segment of *p (after its '/'), as [start, start+len). */

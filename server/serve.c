@@ -5,8 +5,11 @@
  *
  * Settings come from --config, else config/visiond.json when it exists,
  * else built-in defaults; flags override them. The HTTP server starts
- * first (so /healthz answers while models load), then models load in a
- * thread of their own; then systemd hears READY=1. SIGTERM or SIGINT: stop
+ * first (so /healthz answers while models load), then models load in the
+ * model repository's thread (model_repo.h); then systemd hears READY=1.
+ * SIGHUP reads the models folder again (RELOADING=1 ... READY=1 around
+ * it): changed versions are swapped in without a request dropped, see
+ * model_repo.h. SIGTERM or SIGINT: stop
  * accepting, answer 503 to what waits for a decoder, answer every request
  * already queued (each within its model's timeout_ms), stop; during
  * loading, the model being loaded stops at its next step. Signals are blocked in every thread and
@@ -14,12 +17,14 @@
  * no global flag are needed.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -83,33 +88,32 @@ static int parse_flags(int argc, char **argv, server_config *c)
     return bad ? -1 : 0;
 }
 
-/* Models load in their own thread, so that signals (SIGTERM while a
- * model loads, the watchdog) are answered meanwhile. */
-typedef struct {
-    server *s;
-    model_load_options opts;
-    atomic_bool done;
-} loader;
-
-static void *load_models(void *arg)
-{
-    loader *ld = arg;
-    model_repo_load_all(&ld->s->repo, &ld->opts);
-    atomic_store(&ld->done, true);
-    return NULL;
-}
-
 /* How long stopping may wait for requests in flight: the longest a request
  * can take to be answered (its model's timeout_ms, decoding included), and
  * a margin for a batch that is running. */
-static int64_t longest_wait_ms(const server *s)
+static int64_t longest_wait_ms(server *s)
 {
     int64_t longest = 0;
-    for (int i = 0; i < s->repo.n; i++)
-        if (atomic_load(&s->repo.models[i].state) == MODEL_READY &&
-            s->repo.models[i].cfg.timeout_ms > longest)
-            longest = s->repo.models[i].cfg.timeout_ms;
+    model_view *v;
+    int n = model_repo_list(&s->repo, &v);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < v[i].n_versions; k++)
+            if (v[i].versions[k].live && v[i].versions[k].live->cfg.timeout_ms > longest)
+                longest = v[i].versions[k].live->cfg.timeout_ms;
+    model_repo_list_free(v, n > 0 ? n : 0);
     return longest + s->cfg.decode_timeout_ms + 2000;
+}
+
+/* "serving 2 of 3 models" */
+static void serving_counts(server *s, int *ready, int *total)
+{
+    model_view *v;
+    int n = model_repo_list(&s->repo, &v);
+    *ready = 0;
+    *total = n > 0 ? n : 0;
+    for (int i = 0; i < n; i++)
+        *ready += v[i].state == MODEL_READY;
+    model_repo_list_free(v, n > 0 ? n : 0);
 }
 
 int cli_serve(int argc, char **argv)
@@ -124,6 +128,11 @@ int cli_serve(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_init((log_level)log_level_parse(s->cfg.log_level));
+    /* Large buffers (a model's weights and activations, batch tensors) get
+     * pages of their own, given back to the system when freed: without a
+     * fixed threshold glibc raises it after the first such free and serves
+     * them from heaps that keep the memory after a model is unloaded. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -135,14 +144,20 @@ int cli_serve(int argc, char **argv)
 
     server_metrics_init();
     char err[1400];
-    if (model_repo_scan(&s->repo, s->cfg.models_dir, err, sizeof err)) {
+    model_load_options lo = {.device = s->cfg.device, .threads = s->cfg.threads,
+                             .conv_algo = s->cfg.conv_algo, .algo_cache = s->cfg.algo_cache,
+                             .workspace_limit = (size_t)s->cfg.workspace_mb << 20,
+                             .inject_faults = s->cfg.inject_faults,
+                             .poll_s = s->cfg.repository_poll_s,
+                             .observe_batch = server_observe_batch,
+                             .observe_load = server_observe_load,
+                             .observe_version = server_observe_version,
+                             .cancel = &s->stopping};
+    if (model_repo_open(&s->repo, s->cfg.models_dir, &lo, err, sizeof err)) {
         log_msg(LOG_ERROR, "%s", err);
         free(s);
         return EXIT_SERVER;
     }
-    if (s->repo.n == 0)
-        log_msg(LOG_WARN, "no models in %s (expected %s/<name>/model.onnx)", s->cfg.models_dir,
-                s->cfg.models_dir);
     if (http_start(s, err, sizeof err)) {
         log_msg(LOG_ERROR, "%s", err);
         model_repo_free(&s->repo);
@@ -160,47 +175,68 @@ int cli_serve(int argc, char **argv)
             s->cfg.decode_threads ? s->cfg.decode_threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
             s->cfg.decode_queue_size,
             s->cfg.max_connections, s->cfg.max_connections_per_ip);
-    loader ld = {.s = s,
-                 .opts = {.device = s->cfg.device, .threads = s->cfg.threads,
-                          .conv_algo = s->cfg.conv_algo, .algo_cache = s->cfg.algo_cache,
-                          .workspace_limit = (size_t)s->cfg.workspace_mb << 20,
-                          .inject_faults = s->cfg.inject_faults,
-                          .observe_batch = server_observe_batch, .cancel = &s->stopping}};
-    atomic_init(&ld.done, false);
     if (s->cfg.inject_faults)
         log_msg(LOG_WARN, "inject_faults: every %d-th batch fails on purpose (a testing aid)",
                 s->cfg.inject_faults);
-    pthread_t loader_thread;
-    if (pthread_create(&loader_thread, NULL, load_models, &ld) != 0) {
-        load_models(&ld); /* no thread: load here, signals wait */
-        loader_thread = pthread_self();
+    log_msg(LOG_INFO, "model control endpoints (/v2/repository): %s%s",
+            s->model_control ? "on" : "off",
+            s->cfg.model_control == MODEL_CONTROL_AUTO
+                ? (s->loopback ? " (loopback listener)" : " (not a loopback listener)")
+                : "");
+    if (s->cfg.repository_poll_s)
+        log_msg(LOG_INFO, "reading %s for changes every %d s", s->cfg.models_dir,
+                s->cfg.repository_poll_s);
+    /* what READY=1 waits for: the first read of the folder, then a reload */
+    uint64_t awaited = model_repo_start(&s->repo);
+    if (!awaited) {
+        log_msg(LOG_ERROR, "cannot start the model repository's thread");
+        atomic_store(&s->stopping, true);
+        http_stop(s, 0);
+        model_repo_free(&s->repo);
+        free(s);
+        return EXIT_SERVER;
     }
-
     uint64_t watchdog_us = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0, notified = false;
-    struct timespec tick = {.tv_nsec = 100000000}; /* loading is watched at this pace */
+    /* while a load is awaited, the loop looks 10 times a second; else once
+     * a second; either way at least twice per watchdog period */
+    struct timespec fast = {.tv_nsec = 100000000}, slow = {.tv_sec = 1};
     if (watchdog && watchdog_us / 2 < 100000)
-        tick.tv_nsec = (long)(watchdog_us / 2 * 1000);
+        fast.tv_nsec = (long)(watchdog_us / 2 * 1000);
+    if (watchdog && watchdog_us / 2 < 1000000)
+        slow = (struct timespec){.tv_nsec = (long)(watchdog_us / 2 * 1000)};
     for (;;) {
-        int sig = sigtimedwait(&sigs, NULL, &tick);
+        int sig = sigtimedwait(&sigs, NULL, awaited ? &fast : &slow);
         if (watchdog)
             sd_notify(0, "WATCHDOG=1");
-        if (!notified && atomic_load(&ld.done)) {
-            int ready = 0;
-            for (int i = 0; i < s->repo.n; i++)
-                ready += atomic_load(&s->repo.models[i].state) == MODEL_READY;
-            log_msg(LOG_INFO, "serving %d of %d models", ready, s->repo.n);
-            sd_notifyf(0, "READY=1\nSTATUS=serving %d of %d models on port %d", ready,
-                       s->repo.n, s->port);
+        if (awaited && model_repo_finished(&s->repo) >= awaited) {
+            int ready, total;
+            serving_counts(s, &ready, &total);
+            log_msg(LOG_INFO, "%sserving %d of %d models", notified ? "reloaded: " : "", ready,
+                    total);
+            sd_notifyf(0, "READY=1\nSTATUS=serving %d of %d models on port %d", ready, total,
+                       s->port);
+            awaited = 0;
             notified = true;
-            tick = (struct timespec){.tv_sec = 1};
-            if (watchdog && watchdog_us / 2 < 1000000)
-                tick = (struct timespec){.tv_nsec = (long)(watchdog_us / 2 * 1000)};
         }
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
-            log_msg(LOG_INFO, "SIGHUP: nothing to reload (restart to pick up model changes)");
+        if (sig == SIGHUP && !awaited) {
+            /* systemd's reload protocol: RELOADING=1 with the time, READY=1 after */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reading %s again",
+                       (unsigned long long)now.tv_sec * 1000000ULL +
+                           (unsigned long long)now.tv_nsec / 1000,
+                       s->cfg.models_dir);
+            log_msg(LOG_INFO, "SIGHUP: reading %s again", s->cfg.models_dir);
+            awaited = model_repo_request(&s->repo, REPO_SCAN, "", NULL, NULL);
+        } else if (sig == SIGHUP) {
+            /* a read of the folder is under way: one more follows it */
+            log_msg(LOG_INFO, "SIGHUP: %s will be read again", s->cfg.models_dir);
+            uint64_t t = model_repo_request(&s->repo, REPO_SCAN, "", NULL, NULL);
+            awaited = t > awaited ? t : awaited;
+        }
         if (sig < 0 && errno != EAGAIN && errno != EINTR) {
             log_msg(LOG_ERROR, "sigtimedwait: %s", strerror(errno));
             break;
@@ -208,16 +244,13 @@ int cli_serve(int argc, char **argv)
     }
     log_msg(LOG_INFO, "stopping: answering queued requests");
     sd_notify(0, "STOPPING=1");
-    atomic_store(&s->stopping, true); /* also tells the loader to stop */
+    atomic_store(&s->stopping, true); /* also tells a load under way to stop */
     /* A model being loaded stops at its next step; one step (planning one
-     * batch size, timing one layer's algorithms) is given a few seconds. */
-    for (int i = 0; !atomic_load(&ld.done) && i < 500; i++)
-        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
-    bool loaded = atomic_load(&ld.done);
+     * batch size, timing one layer's algorithms) is given a few seconds.
+     * Load and unload requests still waiting are answered 503. */
+    bool loaded = model_repo_stop(&s->repo, 5000);
     if (!loaded)
         log_msg(LOG_WARN, "a model is still loading: exiting without waiting for it");
-    else if (!pthread_equal(loader_thread, pthread_self()))
-        pthread_join(loader_thread, NULL);
     bool stopped = http_stop(s, longest_wait_ms(s));
     if (!loaded || !stopped) {
         /* threads still hold the models: leave without freeing under them */

@@ -42,6 +42,7 @@ typedef struct {
     metric *build_info, *inference_failures, *fallbacks, *input_copies;
     metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
         *connections, *memory_budget, *detections;
+    metric *load_seconds, *load_failures, *versions_loaded, *version_ready;
 } server_metrics;
 
 typedef struct server {
@@ -52,6 +53,8 @@ typedef struct server {
     int port;           /* the bound port (cfg.port may be 0) */
     atomic_bool stopping;
     atomic_int inflight; /* requests suspended: decoding, queued or running */
+    bool loopback;       /* the listener is on a loopback address */
+    bool model_control;  /* the repository endpoints answer (config model_control) */
     work_pool *pool;     /* the decode pool */
     conn_guard *guard;
     body_budget bodies;
@@ -67,6 +70,11 @@ typedef struct {
     enum MHD_Result (*finish)(request *r); /* the job is done: the answer */
 } post_api;
 
+/* Route flags: ROUTE_CONTROL, the model repository's endpoints (the model
+ * is not looked up; they may be turned off); ROUTE_ANY_STATE, the handler
+ * also answers for a model that is not serving (r->model NULL). */
+enum { ROUTE_CONTROL = 1, ROUTE_ANY_STATE = 2 };
+
 /* One endpoint (routes.c holds them all). */
 typedef struct {
     const char *method;   /* "GET" (HEAD as well) or "POST" */
@@ -74,6 +82,7 @@ typedef struct {
     const char *endpoint; /* the metrics label */
     enum MHD_Result (*get)(request *r);
     const post_api *post;
+    int flags;
 } route;
 
 typedef struct {
@@ -114,7 +123,8 @@ struct request {
     const route *route;     /* NULL until routed, and for unknown paths */
     const char *allow;      /* for a 405: the methods the path takes */
     const char *endpoint;   /* metrics label */
-    served_model *model;
+    served_model *model;    /* held (model_repo_acquire) until the request is freed */
+    char model_name[80];    /* as the path named it */
     int64_t t0_ns;
     int64_t due_ns;         /* t0 + the model's timeout_ms: 504 after it */
     request_state state;
@@ -164,6 +174,8 @@ struct request {
     size_t answer_len;
     const char *answer_type;
     char server_timing[160];    /* the Server-Timing header, when set */
+    int repo_status;        /* the repository's answer to a load or unload */
+    char repo_message[1024];
     json_t *v2_outputs;     /* requested outputs, or NULL for all */
     json_t *v2_id;
 };
@@ -181,6 +193,10 @@ enum MHD_Result http_respond_text(request *r, unsigned status, const char *conte
  * prepare(r) fills and submits r->job (http_submit_job) or fails
  * (http_fail); answers 503 itself when the pool's queue is full. */
 enum MHD_Result http_prepare(request *r, int (*prepare)(request *r));
+/* Suspends r's connection for work done elsewhere (the model repository's
+ * manager); that work calls http_resume once r's answer is decided. */
+void http_suspend(request *r);
+void http_resume(request *r);
 /* From prepare: submits r->job (its items reserved); 0, or -1 with the
  * failure recorded. */
 int http_submit_job(request *r);
@@ -235,6 +251,10 @@ enum MHD_Result api_v2_infer_start(request *r);
 enum MHD_Result api_v2_infer_admit(request *r);
 int api_v2_infer_prepare(request *r);
 enum MHD_Result api_v2_infer_finish(request *r);
+/* api_repo.c: the model repository extension */
+enum MHD_Result api_repo_start(request *r);
+enum MHD_Result api_repo_admit(request *r);
+enum MHD_Result api_repo_finish(request *r);
 /* page.c: GET / */
 enum MHD_Result api_page(request *r);
 /* api_ops.c: the metric families live with the registry (metrics.h) */
@@ -242,6 +262,9 @@ enum MHD_Result api_metrics(request *r);
 void server_metrics_init(void);
 const server_metrics *server_metrics_get(void);
 void server_observe_batch(void *model, int batch_size, double inference_ms);
+/* The model repository's observers (model_load_options). */
+void server_observe_load(const char *name, int64_t version, double seconds, bool failed);
+void server_observe_version(const char *name, int64_t version, bool serving);
 
 /* Allocates the job's input and output buffers for n items; with u8, input
  * 0 holds images as bytes (they enter at the model's image input). */

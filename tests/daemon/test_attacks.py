@@ -340,14 +340,14 @@ def test_sigterm_while_loading_exits(tmp_path):
     d = Daemon(str(repo), extra_args=["--log-level", "info"])
     d.start(expect_ready=False)
     deadline = time.monotonic() + 30
-    while "model r00 ready" not in d.log() and time.monotonic() < deadline:
+    while "model r00 version 1 ready" not in d.log() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert "model r00 ready" in d.log(), d.log()
+    assert "model r00 version 1 ready" in d.log(), d.log()
     t0 = time.monotonic()
     rc = d.stop(timeout=60)
     took = time.monotonic() - t0
     assert rc == 0 and took < 8, (rc, took, d.log())
-    assert "model r19 ready" not in d.log()
+    assert "model r19 version 1 ready" not in d.log()
 
 
 def test_models_that_cannot_load_do_not_stop_the_daemon(attack_repo, tmp_path):

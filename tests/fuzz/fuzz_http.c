@@ -43,18 +43,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* libmicrohttpd 0.9.75 often misses the end of a socket pair after an
      * answer; the guard closes such connections after two checks */
     srv->cfg.guard_check_ms = 5;
+    /* the repository endpoints stay off: an input that unloads the model
+     * would leave every later input a 503 */
+    srv->cfg.model_control = MODEL_CONTROL_OFF;
     log_init(getenv("VISIOND_FUZZ_DEBUG") ? LOG_DEBUG : LOG_ERROR);
     signal(SIGPIPE, SIG_IGN);
     server_metrics_init();
     char err[1400];
-    if (model_repo_scan(&srv->repo, srv->cfg.models_dir, err, sizeof err) ||
+    model_load_options lo = {.device = "cpu", .threads = 1, .conv_algo = "auto",
+                             .observe_batch = server_observe_batch};
+    if (model_repo_open(&srv->repo, srv->cfg.models_dir, &lo, err, sizeof err) ||
         http_start(srv, err, sizeof err)) {
         fprintf(stderr, "fuzz_http: %s\n", err);
         abort();
     }
-    model_load_options lo = {.device = "cpu", .threads = 1, .conv_algo = "auto",
-                             .observe_batch = server_observe_batch};
-    model_repo_load_all(&srv->repo, &lo);
+    model_repo_wait(&srv->repo, model_repo_start(&srv->repo));
     if (!model_repo_ready(&srv->repo)) {
         fprintf(stderr, "fuzz_http: no model loaded from %s\n", srv->cfg.models_dir);
         abort();
