@@ -5,6 +5,9 @@
  *   visiond preprocess --model-dir DIR --image A.jpg [--image B.png ...] --output X.npy
  *                      [--geometry G.json]
  *
+ * DIR may be a version folder (models/x/2): model.json is read from it, else
+ * from the model's folder (models/x), as the daemon reads it.
+ *
  * G.json: per image, where its pixels went (preproc_geometry): image_w,
  * image_h, resized_w, resized_h, offset_x, offset_y, scale_x, scale_y.
  */
@@ -19,6 +22,7 @@
 #include "cli.h"
 #include "config.h"
 #include "model_config.h"
+#include "model_repo.h"
 #include "npy.h"
 
 #define MAX_IMAGES 64
@@ -65,7 +69,7 @@ int cli_preprocess(int argc, char **argv)
     model_config mc;
     bool found;
     model_config_defaults(&mc);
-    snprintf(path, sizeof path, "%s/model.json", dir);
+    model_version_file(dir, "model.json", path, sizeof path); /* as the daemon reads it */
     if (model_config_load(path, &mc, &found, err, sizeof err)) {
         fprintf(stderr, "visiond preprocess: %s\n", err);
         return EXIT_MODEL;

@@ -19,6 +19,16 @@
 #define MAX_LABEL_BYTES 4096
 #define MAX_LABELS_FILE (8u << 20)
 
+void model_version_file(const char *dir, const char *file, char *path, size_t len)
+{
+    struct stat st;
+    snprintf(path, len, "%s/%s", dir, file);
+    const char *slash = strrchr(dir, '/');
+    if (stat(path, &st) == 0 || !slash || model_version_parse(slash + 1) < 0)
+        return;
+    snprintf(path, len, "%.*s/%s", (int)(slash - dir), dir, file);
+}
+
 /* dir/file if it exists, else model_dir/file (a version's own file first). */
 static void find_file(const char *dir, const char *model_dir, const char *file, char *path,
                       size_t len)

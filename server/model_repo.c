@@ -375,11 +375,9 @@ static void *manager(void *arg)
             next_poll = now + poll_ns;
             continue;
         }
-        if (poll_ns) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            int64_t at = (int64_t)until.tv_sec * 1000000000 + until.tv_nsec + (next_poll - now);
-            until = (struct timespec){.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+        if (poll_ns) { /* wake is on the monotonic clock (model_repo_open) */
+            struct timespec until = {.tv_sec = next_poll / 1000000000,
+                                     .tv_nsec = next_poll % 1000000000};
             pthread_cond_timedwait(&r->wake, &r->lock, &until);
         } else {
             pthread_cond_wait(&r->wake, &r->lock);
@@ -464,7 +462,11 @@ int model_repo_open(model_repo *r, const char *dir, const model_load_options *o,
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     r->opts = *o;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->wake, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_cond_init(&r->done, NULL);
     atomic_init(&r->thread_exited, false);
     return 0;

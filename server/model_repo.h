@@ -196,6 +196,9 @@ served_model *model_instance_load(const char *name, int64_t version, const char 
                                   const char *model_dir, const model_load_options *o,
                                   char *err, size_t errlen);
 void model_instance_free(served_model *m);
+/* dir/file, or for a version folder (its name an integer) without that
+ * file, the model folder's: what the daemon reads, for the command line. */
+void model_version_file(const char *dir, const char *file, char *path, size_t len);
 /* The files a version in dir would load; false if model.onnx is missing. */
 bool model_files_of(const char *dir, const char *model_dir, model_files *f);
 bool model_files_equal(const model_files *a, const model_files *b);

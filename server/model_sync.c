@@ -97,7 +97,12 @@ static void version_dir(const model_entry *e, bool flat, int64_t v, char *out, s
 static void plan_model(model_repo *r, model_entry *e, bool force, model_plan *p)
 {
     *p = (model_plan){.e = e};
-    static int64_t found[MAX_FOUND]; /* the manager thread's alone */
+    int64_t *found = malloc(MAX_FOUND * sizeof *found);
+    if (!found) {
+        log_msg(LOG_ERROR, "model %s: out of memory reading its folder", e->name);
+        p->config_failed = true;
+        return;
+    }
     int n = versions_on_disk(e->dir, found, MAX_FOUND, &p->flat);
     char path[1200], err[600];
     snprintf(path, sizeof path, "%s/model.json", e->dir);
@@ -115,6 +120,7 @@ static void plan_model(model_repo *r, model_entry *e, bool force, model_plan *p)
             log_msg(LOG_ERROR, "model %s failed to load: %s%s", e->name, err,
                     serving ? " (the versions loaded before keep serving)" : "");
         p->config_failed = true;
+        free(found);
         return;
     }
     pthread_mutex_lock(&r->lock);
@@ -160,6 +166,7 @@ static void plan_model(model_repo *r, model_entry *e, bool force, model_plan *p)
         }
     }
     pthread_mutex_unlock(&r->lock);
+    free(found);
 }
 
 /* Loads what the plan says, then drops what it says; returns the failed

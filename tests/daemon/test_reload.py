@@ -172,6 +172,22 @@ def test_versions_policy_and_addressing(tmp_path, versions):
         status, out = d.json("POST", "/v1/models/small/classify", png,
                              {"Content-Type": "image/png"})
         assert status == 200 and out["model_version"] == 2
+        # `visiond preprocess` on a version folder reads the model's model.json
+        # as the daemon does: its tensor through version 2 gives /classify's scores
+        png_path, npy = str(tmp_path / "x.png"), str(tmp_path / "x.npy")
+        with open(png_path, "wb") as f:
+            f.write(png)
+        r = __import__("subprocess").run(
+            [BIN, "preprocess", "--model-dir", os.path.join(repo, "small", "2"), "--image",
+             png_path, "--output", npy], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        logits = reference(nets[2], np.load(npy))
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        top = out["results"][0]["predictions"]
+        assert top[0]["index"] == int(np.argmax(probs))
+        np.testing.assert_allclose([p["score"] for p in top],
+                                   [probs[p["index"]] for p in top], rtol=1e-4, atol=1e-6)
         for bad, code in (("0", 404), ("01", 404), ("x", 404), ("3", 404),
                           ("99999999999999999999", 404)):
             status, out = infer(d, x, f"/v2/models/small/versions/{bad}/infer")
