@@ -14,7 +14,7 @@ build_pkgs="pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libsystemd-dev"
 test_pkgs="python3-torch python3-torchvision python3-onnx python3-numpy
   python3-pytest nodejs npm darknet prometheus gcc-arm-linux-gnueabihf qemu-user
-  clang libclang-rt-dev libomp-dev chromium systemd"
+  clang libclang-rt-dev libomp-dev chromium systemd python3-jsonschema python3-yaml"
 bench_pkgs="wrk hyperfine"
 
 case "${1:-build}" in

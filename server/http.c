@@ -106,6 +106,11 @@ static enum MHD_Result queue(request *r, unsigned status, const char *content_ty
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (r->server_timing[0] && status == MHD_HTTP_OK)
         MHD_add_response_header(resp, "Server-Timing", r->server_timing);
+    if (r->answer_json_len > 0 && status == MHD_HTTP_OK) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", r->answer_json_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", n);
+    }
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);

@@ -12,7 +12,9 @@
 
 static enum MHD_Result alive(request *r)
 {
-    return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "alive"));
+    /* "live" is the OIP's field (inference_rest.md, Health) */
+    return http_respond_json(r, MHD_HTTP_OK,
+                             json_pack("{s:s,s:b}", "status", "alive", "live", 1));
 }
 
 static enum MHD_Result v2_ready(request *r)

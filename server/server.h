@@ -177,6 +177,9 @@ struct request {
     int repo_status;        /* the repository's answer to a load or unload */
     char repo_message[1024];
     json_t *v2_outputs;     /* requested outputs, or NULL for all */
+    long long v2_header_len; /* Inference-Header-Content-Length, -1 if absent */
+    bool v2_binary_all;     /* outputs binary unless one says otherwise */
+    long long answer_json_len; /* > 0: the answer is JSON then binary (that header) */
     json_t *v2_id;
 };
 

@@ -9,6 +9,12 @@ bench` at that batch size; then, at concurrency 1, p50 against the sum of
 decode + preprocess time (the daemon's histogram) and engine time at
 batch 1. Not a test: it asserts nothing.
 
+Then the OIP rows: the dog photo, decoded and resized as squeezenet's
+model.json says (`visiond preprocess`), POSTed to /v2/models/.../infer as
+a binary UINT8 tensor (Inference-Header-Content-Length) and as the same
+numbers in JSON, alternating (three runs each), at concurrency 1 and 8:
+req/s, p50 and p99 side by side, and the medians' ratio.
+
 Models: the embedded default (mnist, a digit as JPEG) and squeezenet1_1
 (a conformance export with ImageNet preprocessing and jpeg_dct_scaling on,
 Debian darknet's 768x576 dog.jpg).
@@ -139,8 +145,60 @@ def main():
             print(f"#   {model} at concurrency 1: p50 {c1[0]:.2f} ms vs decode+preprocess "
                   f"{c1[1]:.2f} ms + engine {engine_ms:.2f} ms = {c1[1] + engine_ms:.2f} ms "
                   f"(overhead {c1[0] - c1[1] - engine_ms:+.2f} ms)")
+    v2_rows(d, repo, visiond, args)
     d.stop()
     shutil.rmtree(repo)
+
+
+def v2_rows(d, repo, visiond, args):
+    """The same image as a binary UINT8 tensor and as JSON numbers."""
+    import numpy as np
+    npy = os.path.join(repo, "dog.npy")
+    subprocess.run([visiond, "preprocess", "--model-dir", os.path.join(repo, "squeezenet1_1"),
+                    "--image", "/usr/share/darknet/data/dog.jpg", "--output", npy], check=True,
+                   capture_output=True)
+    # the resized pixels (the preprocessed tensor undone): what a camera pipeline holds
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = np.load(npy)
+    pixels = np.clip(np.rint((x * std[None, :, None, None] + mean[None, :, None, None]) * 255),
+                     0, 255).astype(np.uint8)
+    head = json.dumps({"inputs": [{"name": "input", "shape": list(pixels.shape),
+                                   "datatype": "UINT8",
+                                   "parameters": {"binary_data_size": pixels.nbytes}}]}).encode()
+    binary = os.path.join(repo, "binary.body")
+    with open(binary, "wb") as f:
+        f.write(head + pixels.tobytes())
+    text = os.path.join(repo, "json.body")
+    with open(text, "wb") as f:
+        f.write(json.dumps({"inputs": [{"name": "input", "shape": list(pixels.shape),
+                                        "datatype": "UINT8",
+                                        "data": pixels.ravel().tolist()}]}).encode())
+    forms = {"binary": (binary, "application/octet-stream", str(len(head))),
+             "json": (text, "application/json", None)}
+    url = f"http://127.0.0.1:{d.port}/v2/models/squeezenet1_1/infer"
+    print(f"# OIP: squeezenet1_1, dog.jpg as a {'x'.join(map(str, pixels.shape))} UINT8 tensor: "
+          f"binary body {os.path.getsize(binary)} bytes, JSON body {os.path.getsize(text)} bytes; "
+          f"rows alternate")
+    print(f"{'form':8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    results = {}
+    for conc in (1, 8):
+        for form in ("binary", "json") * 3:  # alternating, three each: medians
+            path, ctype, hl = forms[form]
+            env = dict(os.environ, IMAGE=path, IMAGE_TYPE=ctype)
+            if hl:
+                env["INFER_HEADER_LENGTH"] = hl
+            r = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{max(2, args.duration // 2)}s",
+                                "--latency", "-s", os.path.join(HERE, "post_image.lua"), url],
+                               env=env, capture_output=True, text=True)
+            rps, p50, p99, bad, sock = parse_wrk(r.stdout)
+            results.setdefault((form, conc), []).append((rps, p50, p99))
+            print(f"{form:8} {conc:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} "
+                  f"{bad + (1 if sock else 0):>6}", flush=True)
+        med = {f: [sorted(v[i] for v in results[(f, conc)])[len(results[(f, conc)]) // 2]
+                   for i in range(3)] for f in ("binary", "json")}
+        print(f"#   concurrency {conc}: binary/JSON req/s {med['binary'][0] / med['json'][0]:.2f}x,"
+              f" p50 {med['binary'][1]:.2f} vs {med['json'][1]:.2f} ms, "
+              f"p99 {med['binary'][2]:.2f} vs {med['json'][2]:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Daemon(models_dir).start() runs `visiond serve --listen 127.0.0.1:0`,
 reads the port it bound from its log, and waits until /readyz answers.
-Nothing here imports visiond code: the tests see it over HTTP only.
+Nothing here imports visiond code: the tests see it over HTTP only. Every
+/v2 answer passes through oip_contract.check (the OIP's OpenAPI document).
 """
 import http.client
 import json
@@ -13,6 +14,7 @@ import subprocess
 import threading
 import time
 
+import oip_contract
 from visiond_test import BIN
 
 DEVICE = os.environ.get("VISIOND_TEST_DEVICE", "cpu")
@@ -74,6 +76,8 @@ class Daemon:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
             data = resp.read()
+            # every /v2 answer the suite sees is held to the OIP document
+            oip_contract.check(method, path, resp.status, dict(resp.getheaders()), data)
             return resp.status, dict(resp.getheaders()), data
         finally:
             conn.close()

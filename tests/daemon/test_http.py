@@ -317,7 +317,7 @@ def test_v2_protocol(daemon, tmp_path):
     bad = [
         ({"inputs": [{"name": "image", "shape": [1, 1, 28, 27], "datatype": "FP32",
                       "data": [0] * 756}]}, "shape"),
-        ({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "INT8",
+        ({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP8",
                       "data": [0] * 784}]}, "datatype"),
         ({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32",
                       "data": [0] * 783}]}, "784 numbers"),

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+import oip_contract
 from daemon import Daemon
 from visiond_test import BIN
 
@@ -253,7 +254,10 @@ def test_swap_under_load_drops_nothing(tmp_path, versions):
                 conn.request("POST", "/v2/models/small/infer", body=bodies[i],
                              headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
-                data = json.loads(resp.read())
+                raw = resp.read()
+                oip_contract.check("POST", "/v2/models/small/infer", resp.status,
+                                   dict(resp.getheaders()), raw)
+                data = json.loads(raw)
                 if resp.status == 200:
                     answers.append((i, 200, data["model_version"], data["outputs"][0]["data"]))
                 else:
@@ -418,7 +422,7 @@ def test_model_control_only_where_allowed(tmp_path, versions):
         assert status == 403 and "model_control" in body["error"]
         status, body = d.json("POST", "/v2/repository/models/small/unload")
         assert status == 403
-        assert d.json("GET", "/v2")[1]["extensions"] == []
+        assert d.json("GET", "/v2")[1]["extensions"] == ["binary_tensor_data", "classification"]
         assert infer(d, tensor(5))[0] == 200
     finally:
         assert d.stop() == 0
@@ -427,7 +431,8 @@ def test_model_control_only_where_allowed(tmp_path, versions):
     d = Daemon(repo, config=str(cfg), extra_args=["--listen", "0.0.0.0:0"]).start()
     try:
         assert d.json("POST", "/v2/repository/index")[0] == 200
-        assert d.json("GET", "/v2")[1]["extensions"] == ["model_repository"]
+        assert d.json("GET", "/v2")[1]["extensions"] == ["binary_tensor_data", "classification",
+                                                         "model_repository"]
     finally:
         assert d.stop() == 0
     cfg.write_text(json.dumps({"model_control": False}))

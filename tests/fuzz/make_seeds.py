@@ -125,6 +125,28 @@ def http_seeds():
     write("http", "detect_multipart", post("/v1/models/faces/detect", parts,
                                            f"multipart/form-data; boundary={boundary}"))
     write("http", "get_page", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    # the binary tensor data extension: UINT8 binary input, binary and
+    # classified outputs; the raw form; encoded images as BYTES
+    pixels = np.random.default_rng(3).integers(0, 256, 784, dtype=np.uint8).tobytes()
+    head = json.dumps({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "UINT8",
+                                   "parameters": {"binary_data_size": 784}}],
+                       "outputs": [{"name": "logits", "parameters": {"binary_data": True,
+                                                                     "classification": 2}}]})
+    write("http", "infer_binary", post("/v2/models/mnist/infer", head.encode() + pixels,
+                                       "application/octet-stream",
+                                       f"Inference-Header-Content-Length: {len(head)}\r\n"
+                                       .encode()))
+    raw = np.random.default_rng(4).random(784).astype("<f4").tobytes()
+    write("http", "infer_raw", post("/v2/models/mnist/infer", raw, "application/octet-stream",
+                                    b"Inference-Header-Content-Length: 0\r\n"))
+    blob = len(digit).to_bytes(4, "little") + digit
+    head = json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                                   "parameters": {"binary_data_size": len(blob)}}],
+                       "parameters": {"binary_data_output": True}})
+    write("http", "infer_bytes", post("/v2/models/mnist/infer", head.encode() + blob,
+                                      "application/octet-stream",
+                                      f"Inference-Header-Content-Length: {len(head)}\r\n"
+                                      .encode()))
 
 
 if __name__ == "__main__":
