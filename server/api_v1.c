@@ -288,7 +288,9 @@ static json_t *model_json(const model_view *v)
         json_array_append_new(versions, row);
     }
     json_object_set_new(o, "versions", versions);
-    if (v->state == MODEL_FAILED && failure)
+    /* the model's own problem (its model.json, its policy) shows even while an
+     * earlier load serves; a version's failure when nothing serves */
+    if (v->error[0] || (v->state == MODEL_FAILED && failure))
         json_object_set_new(o, "error", json_string(failure));
     const served_model *m = v->latest;
     if (!m)

@@ -153,6 +153,10 @@ static void plan_model(model_repo *r, model_entry *e, bool force, model_plan *p)
             s->state = MODEL_LOADING;
         p->load[p->n_load++] = (plan_item){.version = found[i], .files = f};
     }
+    if (n > 0 && p->n_wanted == 0) /* e.g. specific versions none of which is there */
+        snprintf(e->error, sizeof e->error,
+                 "its version_policy names none of the %d version%s in %s", n,
+                 n == 1 ? "" : "s", e->dir);
     for (int k = 0; k < e->n_slots; k++) {
         int64_t v = e->slots[k].version;
         bool wanted = false, on_disk = false;
@@ -230,7 +234,7 @@ static int carry_out(model_repo *r, model_plan *p, char *msg, size_t msglen)
      * names serves; until then it keeps serving in their place (a removed
      * folder goes at once) */
     pthread_mutex_lock(&r->lock);
-    bool all_serve = true;
+    bool all_serve = p->n_wanted > 0; /* a policy naming nothing there drops nothing */
     for (int k = 0; k < p->n_wanted; k++) {
         version_slot *s = repo_slot(e, p->wanted[k]);
         all_serve &= s && s->live;

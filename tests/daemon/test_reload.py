@@ -215,6 +215,18 @@ def test_versions_policy_and_addressing(tmp_path, versions):
         assert "version_policy.latest.num_versions must be an integer from 1" in d.log()
         status, out = infer(d, x)
         assert status == 200 and out["model_version"] == "1"
+        # a policy naming no version in the folder: said, and nothing is taken down
+        write_json(os.path.join(repo, "small", "model.json"),
+                   model_json({"specific": {"versions": [7]}}))
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while "names none of the 2 versions" not in json.dumps(
+                d.json("GET", "/v1/models")[1]) and time.time() < deadline:
+            time.sleep(0.05)
+        (small,) = [m for m in d.json("GET", "/v1/models")[1]["models"] if m["name"] == "small"]
+        assert "names none of the 2 versions" in small["error"], small
+        status, out = infer(d, x)
+        assert status == 200 and out["model_version"] == "1"
     finally:
         assert d.stop() == 0
 
