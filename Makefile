@@ -320,6 +320,9 @@ bench-cpu: all
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+# The installed configuration listens on loopback only; LISTEN=0.0.0.0:8080
+# (make install LISTEN=...) writes a wider listener: then set tls_cert,
+# tls_key and api_keys too (README, Security).
 install: all
 	install -D -m 755 $(BUILD)/visiond $(DESTDIR)$(PREFIX)/bin/visiond
 	$(if $(CUDA_MODULE),install -D -m 755 $(CUDA_MODULE) $(DESTDIR)$(PREFIX)/lib/visiond/libvisiond_cuda.so)
@@ -327,7 +330,7 @@ install: all
 	cp -r models/mnist models/faces $(DESTDIR)$(PREFIX)/share/visiond/models/
 	install -m 755 models/fetch.sh $(DESTDIR)$(PREFIX)/share/visiond/models/fetch.sh
 	test -f $(DESTDIR)/etc/visiond/visiond.json || { install -d $(DESTDIR)/etc/visiond && \
-	  sed 's|"./models"|"$(PREFIX)/share/visiond/models"|; s|"127.0.0.1:8080"|"0.0.0.0:8080"|' \
+	  sed 's|"./models"|"$(PREFIX)/share/visiond/models"|$(if $(LISTEN),; s|"127.0.0.1:8080"|"$(LISTEN)"|)' \
 	  config/visiond.json > $(DESTDIR)/etc/visiond/visiond.json; }
 	test -f $(DESTDIR)/etc/default/visiond || install -D -m 644 config/visiond.env \
 	  $(DESTDIR)/etc/default/visiond

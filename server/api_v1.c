@@ -337,7 +337,11 @@ enum MHD_Result api_v1_models(request *r)
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, model_json(&v[i]));
     model_repo_list_free(v, n);
-    return http_respond_json(r, MHD_HTTP_OK, json_pack("{s:o}", "models", arr));
+    server *s = r->srv;
+    json_t *srv = json_pack("{s:b,s:b,s:b,s:b}", "insecure", s->insecure, "tls", s->tls,
+                            "api_keys", s->auth.n > 0, "model_control", s->model_control);
+    return http_respond_json(r, MHD_HTTP_OK,
+                             json_pack("{s:o,s:o}", "server", srv, "models", arr));
 }
 
 /* GET /v1/models/{name}/algorithms[?batch=N]: how each convolution's

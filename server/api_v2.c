@@ -14,9 +14,11 @@ enum MHD_Result api_v2_server(request *r)
     json_t *ext = json_pack("[s,s]", "binary_tensor_data", "classification");
     if (r->srv->model_control)
         json_array_append_new(ext, json_string("model_repository"));
-    return http_respond_json(r, MHD_HTTP_OK,
-                             json_pack("{s:s,s:s,s:o}", "name", "visiond", "version",
-                                       VISIOND_VERSION, "extensions", ext));
+    json_t *body = json_pack("{s:s,s:s,s:o}", "name", "visiond", "version", VISIOND_VERSION,
+                             "extensions", ext);
+    if (r->srv->insecure) /* beyond loopback without TLS and keys: said where clients look */
+        json_object_set_new(body, "insecure", json_true());
+    return http_respond_json(r, MHD_HTTP_OK, body);
 }
 
 /* The versions of m's model that serve, as strings (the protocol's form). */

@@ -194,6 +194,20 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
                 snprintf(sub, sizeof sub, "'image_transfer' must be auto, bytes or floats");
                 goto out;
             }
+        } else if (strcmp(key, "api_keys") == 0 || strcmp(key, "tls_cert") == 0 ||
+                   strcmp(key, "tls_key") == 0) {
+            char *dst = key[0] == 'a' ? c->api_keys : key[4] == 'c' ? c->tls_cert : c->tls_key;
+            if (!json_is_string(v) || json_string_length(v) >= sizeof c->api_keys) {
+                snprintf(sub, sizeof sub, "'%s' must be a path (\"\" for none)", key);
+                goto out;
+            }
+            snprintf(dst, sizeof c->api_keys, "%s", json_string_value(v));
+        } else if (strcmp(key, "metrics_public") == 0 || strcmp(key, "require_auth") == 0) {
+            if (!json_is_boolean(v)) {
+                snprintf(sub, sizeof sub, "'%s' must be true or false", key);
+                goto out;
+            }
+            *(key[0] == 'm' ? &c->metrics_public : &c->require_auth) = json_is_true(v);
         } else if (strcmp(key, "model_control") == 0) {
             if (json_is_boolean(v)) {
                 c->model_control = json_is_true(v) ? MODEL_CONTROL_ON : MODEL_CONTROL_OFF;

@@ -38,6 +38,13 @@
  * loopback address ("auto"): anyone who can reach them can change what is
  * served.
  *
+ * Who may connect: api_keys names a file of keys or "env:NAME" (auth.h);
+ * with keys, every endpoint but the health probes needs one (and /metrics
+ * too unless metrics_public). tls_cert and tls_key (PEM files) make the
+ * listener HTTPS, TLS 1.2 and later. A listener beyond loopback without
+ * both TLS and keys is "insecure" (a warning, and said in /v1/models and
+ * /v2); require_auth: true refuses to start that way.
+ *
  * Every key is optional (the values above are the defaults); an unknown
  * key or a bad value is an error naming the key, so a typo never silently
  * falls back to a default.
@@ -45,6 +52,7 @@
 #ifndef VISIOND_CONFIG_H
 #define VISIOND_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +89,11 @@ typedef struct {
     int64_t body_timeout_ms;     /* a body within this of its head */
     int idle_timeout_s;          /* libmicrohttpd's own: no byte for this long */
     int repository_poll_s;       /* read the models folder again this often; 0: never */
+    /* who may connect, and how (auth.h, http.c) */
+    char api_keys[1024];         /* a file of keys, or env:NAME; "" for none */
+    bool metrics_public;         /* /metrics without a key */
+    bool require_auth;           /* refuse to serve beyond loopback without TLS and keys */
+    char tls_cert[1024], tls_key[1024]; /* PEM files; both or neither */
     model_control_mode model_control;
     int guard_check_ms;          /* how often connections are checked (not in visiond.json) */
 } server_config;

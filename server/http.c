@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../engine/clock.h"
+#include "../engine/file_read.h"
 #include "log.h"
 #include "server.h"
 
@@ -111,6 +112,8 @@ static enum MHD_Result queue(request *r, unsigned status, const char *content_ty
         snprintf(n, sizeof n, "%lld", r->answer_json_len);
         MHD_add_response_header(resp, "Inference-Header-Content-Length", n);
     }
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"visiond\"");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
@@ -370,6 +373,20 @@ bool http_accept_multipart(request *r)
     return r->pp != NULL;
 }
 
+/* The API key a request presents: Authorization: Bearer KEY, or X-API-Key. */
+static const char *presented_key(request *r)
+{
+    const char *a =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ')
+            a++;
+        return a;
+    }
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
+}
+
 static enum MHD_Result first_call(request *r, const char *url, const char *method)
 {
     server *s = r->srv;
@@ -386,6 +403,17 @@ static enum MHD_Result first_call(request *r, const char *url, const char *metho
                                   "%s: the request's length is ambiguous",
                                   f.chunked ? "Content-Length with Transfer-Encoding"
                                             : "more than one Content-Length");
+    /* keys first: a client without one learns nothing, not even which paths exist */
+    int flags = r->route ? r->route->flags : 0;
+    if (s->auth.n && !(flags & ROUTE_PUBLIC) &&
+        !((flags & ROUTE_METRICS) && s->cfg.metrics_public)) {
+        auth_role role = auth_check(&s->auth, presented_key(r));
+        if (role == AUTH_NONE)
+            return http_respond_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+        if ((flags & ROUTE_CONTROL) && role != AUTH_ADMIN)
+            return http_respond_error(r, MHD_HTTP_FORBIDDEN,
+                                      "the model repository endpoints need an admin key");
+    }
     if (r->too_many_args)
         return http_defer(r, MHD_HTTP_BAD_REQUEST, "more than %d query parameters",
                           MAX_QUERY_ARGS);
@@ -813,8 +841,10 @@ static int open_listener(server *s, char *err, size_t errlen)
     s->loopback = ss.ss_family == AF_INET6
                       ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)
                       : (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    /* auto: on where only this machine reaches it, or where admin keys guard it */
     s->model_control = s->cfg.model_control == MODEL_CONTROL_ON ||
-                       (s->cfg.model_control == MODEL_CONTROL_AUTO && s->loopback);
+                       (s->cfg.model_control == MODEL_CONTROL_AUTO &&
+                        (s->loopback || s->auth.n_admin > 0));
     s->listen_fd = fd;
     return 0;
 }
@@ -847,8 +877,51 @@ static bool bodies_held(void *user)
     return body_budget_used(&((server *)user)->bodies) > 0;
 }
 
+/* API keys and the TLS certificate, read before anything listens. */
+static int load_security(server *s, char *err, size_t errlen)
+{
+    if (s->cfg.api_keys[0] && auth_load(s->cfg.api_keys, &s->auth, err, errlen))
+        return -1;
+    if (!s->cfg.tls_cert[0] && !s->cfg.tls_key[0])
+        return 0;
+    if (!s->cfg.tls_cert[0] || !s->cfg.tls_key[0]) {
+        snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
+        return -1;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "this libmicrohttpd was built without TLS");
+        return -1;
+    }
+    const char *paths[2] = {s->cfg.tls_cert, s->cfg.tls_key};
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        engine_error fe;
+        if (file_read_regular(paths[i], 1u << 20, &s->tls_pem[i], &len, NULL, &fe)) {
+            snprintf(err, errlen, "%s: %s", i ? "tls_key" : "tls_cert", fe.message);
+            return -1;
+        }
+    }
+    s->tls = true;
+    return 0;
+}
+
+void http_free_security(server *s)
+{
+    auth_free(&s->auth);
+    for (int i = 0; i < 2; i++) {
+        if (s->tls_pem[i]) /* the private key does not linger in freed memory */
+            memset(s->tls_pem[i], 0, strlen(s->tls_pem[i]));
+        free(s->tls_pem[i]);
+        s->tls_pem[i] = NULL;
+    }
+}
+
 int http_start(server *s, char *err, size_t errlen)
 {
+    if (load_security(s, err, errlen)) {
+        http_free_security(s);
+        return -1;
+    }
     body_budget_init(&s->bodies, s->cfg.max_buffered_bytes);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int decoders = s->cfg.decode_threads ? s->cfg.decode_threads : (int)(cores > 0 ? cores : 1);
@@ -867,17 +940,41 @@ int http_start(server *s, char *err, size_t errlen)
         s->guard = NULL;
         return -1;
     }
+    s->insecure = !s->loopback && !(s->tls && s->auth.n > 0);
+    if (s->insecure && s->cfg.require_auth) {
+        snprintf(err, errlen, "require_auth: %s is not a loopback address, and %s", s->cfg.listen,
+                 !s->tls && !s->auth.n ? "there is neither TLS nor an API key"
+                 : !s->tls             ? "there is no TLS (tls_cert, tls_key)"
+                                       : "there is no API key (api_keys)");
+        close(s->listen_fd);
+        work_pool_free(s->pool);
+        conn_guard_free(s->guard);
+        s->pool = NULL;
+        s->guard = NULL;
+        return -1;
+    }
     unsigned threads = (unsigned)(s->cfg.http_threads ? s->cfg.http_threads
                                                       : (cores > 2 ? cores : 2));
+    /* HTTPS: libmicrohttpd's own TLS (GnuTLS), 1.2 and later only */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_pem[0]},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_pem[1]},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL}};
+    if (!s->tls)
+        tls[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            (s->tls ? MHD_USE_TLS : 0),
+        0, NULL,
         NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
         s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit(s), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)s->cfg.max_connections_per_ip, MHD_OPTION_END);
+        (unsigned)s->cfg.max_connections_per_ip, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!s->daemon) {
         close(s->listen_fd);
         work_pool_free(s->pool);

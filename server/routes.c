@@ -34,9 +34,9 @@ static const post_api repo = {api_repo_start, api_repo_admit, api_repo_finish};
 
 static const route routes[] = {
     {"GET", "/", "page", api_page, NULL, 0},
-    {"GET", "/metrics", "metrics", api_metrics, NULL, 0},
-    {"GET", "/healthz", "health", alive, NULL, 0},
-    {"GET", "/readyz", "health", readyz, NULL, 0},
+    {"GET", "/metrics", "metrics", api_metrics, NULL, ROUTE_METRICS},
+    {"GET", "/healthz", "health", alive, NULL, ROUTE_PUBLIC},
+    {"GET", "/readyz", "health", readyz, NULL, ROUTE_PUBLIC},
     {"GET", "/v1/models", "metadata", api_v1_models, NULL, 0},
     {"POST", "/v1/models/{model}/classify", "classify", NULL, &classify, 0},
     {"POST", "/v1/models/{model}/versions/{version}/classify", "classify", NULL, &classify, 0},
@@ -48,8 +48,8 @@ static const route routes[] = {
     {"GET", "/v1/models/{model}/versions/{version}/algorithms", "metadata", api_v1_algorithms,
      NULL, 0},
     {"GET", "/v2", "metadata", api_v2_server, NULL, 0},
-    {"GET", "/v2/health/live", "health", alive, NULL, 0},
-    {"GET", "/v2/health/ready", "health", v2_ready, NULL, 0},
+    {"GET", "/v2/health/live", "health", alive, NULL, ROUTE_PUBLIC},
+    {"GET", "/v2/health/ready", "health", v2_ready, NULL, ROUTE_PUBLIC},
     {"GET", "/v2/models/{model}", "metadata", api_v2_model, NULL, 0},
     {"GET", "/v2/models/{model}/versions/{version}", "metadata", api_v2_model, NULL, 0},
     {"GET", "/v2/models/{model}/ready", "health", api_v2_model_ready, NULL, ROUTE_ANY_STATE},

@@ -167,8 +167,18 @@ int cli_serve(int argc, char **argv)
     char line[512];
     for (int i = 0; engine_backend_line(i, line, sizeof line); i++)
         log_msg(LOG_INFO, "backend %s", line);
-    log_msg(LOG_INFO, "visiond %s listening on http://%s:%d (models from %s)", VISIOND_VERSION,
-            s->cfg.host, s->port, s->cfg.models_dir);
+    log_msg(LOG_INFO, "visiond %s listening on http%s://%s:%d (models from %s)", VISIOND_VERSION,
+            s->tls ? "s" : "", s->cfg.host, s->port, s->cfg.models_dir);
+    if (s->auth.n)
+        log_msg(LOG_INFO, "API keys: %d (%d admin); /metrics %s", s->auth.n, s->auth.n_admin,
+                s->cfg.metrics_public ? "without a key" : "with a key");
+    if (s->insecure)
+        log_msg(LOG_WARN, "insecure: %s is reachable beyond this machine %s; set tls_cert, "
+                          "tls_key and api_keys (README, Security), or require_auth to refuse this",
+                s->cfg.listen,
+                !s->tls && !s->auth.n ? "without TLS or API keys"
+                : !s->tls             ? "without TLS: keys cross the network in clear"
+                                      : "without API keys: anyone may use it");
     log_msg(LOG_INFO, "limits: %zu bytes of request bodies in memory, %d decoders with %d "
                       "waiting, %d connections (%d per address)",
             s->cfg.max_buffered_bytes,
@@ -259,6 +269,7 @@ int cli_serve(int argc, char **argv)
         _exit(0);
     }
     model_repo_free(&s->repo);
+    http_free_security(s);
     log_msg(LOG_INFO, "stopped");
     free(s);
     return 0;

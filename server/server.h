@@ -26,6 +26,7 @@
 
 #include "../engine/image.h"
 #include "../engine/preproc.h"
+#include "auth.h"
 #include "body_budget.h"
 #include "config.h"
 #include "conn_guard.h"
@@ -55,6 +56,10 @@ typedef struct server {
     atomic_int inflight; /* requests suspended: decoding, queued or running */
     bool loopback;       /* the listener is on a loopback address */
     bool model_control;  /* the repository endpoints answer (config model_control) */
+    auth_keys auth;      /* API keys; none: no key asked for */
+    bool tls;            /* the listener speaks HTTPS */
+    bool insecure;       /* beyond loopback without both TLS and keys */
+    char *tls_pem[2];    /* certificate and key, kept while the daemon runs */
     work_pool *pool;     /* the decode pool */
     conn_guard *guard;
     body_budget bodies;
@@ -73,7 +78,7 @@ typedef struct {
 /* Route flags: ROUTE_CONTROL, the model repository's endpoints (the model
  * is not looked up; they may be turned off); ROUTE_ANY_STATE, the handler
  * also answers for a model that is not serving (r->model NULL). */
-enum { ROUTE_CONTROL = 1, ROUTE_ANY_STATE = 2 };
+enum { ROUTE_CONTROL = 1, ROUTE_ANY_STATE = 2, ROUTE_PUBLIC = 4, ROUTE_METRICS = 8 };
 
 /* One endpoint (routes.c holds them all). */
 typedef struct {
@@ -213,7 +218,10 @@ int http_fail_status(request *r, engine_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* From prepare: the body is no longer needed; its memory goes now. */
 void http_drop_body(request *r);
+/* Reads the API keys and TLS files, binds, starts libmicrohttpd. */
 int http_start(server *s, char *err, size_t errlen);
+/* What http_start read for keys and TLS, wiped and freed (after http_stop). */
+void http_free_security(server *s);
 /* Stops accepting, cancels what waits for a decoder, waits up to wait_ms
  * for every request in flight to be answered, stops. false: some were
  * not, and libmicrohttpd was left running (the process is exiting). */

@@ -47,7 +47,7 @@ class Daemon:
         def read():
             for line in self.proc.stdout:
                 self.log_lines.append(line.rstrip("\n"))
-                m = re.search(r"listening on http://[^ ]*:(\d+)", line)
+                m = re.search(r"listening on https?://[^ ]*:(\d+)", line)
                 if m:
                     self.port = int(m.group(1))
                     found.set()

@@ -3,6 +3,7 @@ verify` accepts it as written (the binary path pointed at this build),
 `systemctl reload` reaches the daemon as SIGHUP, and `systemd-analyze
 security --offline=true` rates its sandbox at 2.5 or less (it was 8.0
 EXPOSED before the hardening)."""
+import json
 import os
 import re
 import subprocess
@@ -66,3 +67,19 @@ def test_a_bare_unit_scores_worse(tmp_path):
                        capture_output=True, text=True, timeout=60)
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout)
     assert m and float(m.group(1)) > 8.0, r.stdout
+
+
+def test_install_keeps_loopback_unless_asked(tmp_path):
+    """`make install` writes a configuration listening on loopback only;
+    LISTEN=... writes the wider one the operator asked for."""
+    build = os.environ.get("VISIOND_BUILD", os.path.join(ROOT, "build"))
+    for listen, want in ((None, "127.0.0.1:8080"), ("0.0.0.0:8080", "0.0.0.0:8080")):
+        dest = tmp_path / (listen or "default").replace(":", "_")
+        args = ["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}", "PREFIX=/usr",
+                "DEPS=0", f"BUILD={build}"] + ([f"LISTEN={listen}"] if listen else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with open(dest / "etc" / "visiond" / "visiond.json") as f:
+            assert json.load(f)["listen"] == want
+        unit = (dest / "etc" / "systemd" / "system" / "visiond.service").read_text()
+        assert "ExecStart=/usr/bin/visiond serve" in unit
