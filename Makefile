@@ -43,7 +43,7 @@ endif
 endif
 endif
 
-PKGS := openblas jansson libprotobuf-c libmicrohttpd libjpeg libpng libsystemd
+PKGS := openblas jansson libprotobuf-c libmicrohttpd gnutls libjpeg libpng libsystemd
 PKG_CFLAGS := $(shell $(PKGCONF) --cflags $(PKGS))
 PKG_LIBS := $(shell $(PKGCONF) --libs $(PKGS)) -Wl,-rpath,$(BLAS_DIR)
 

@@ -23,6 +23,7 @@
 #include "../engine/file_read.h"
 #include "log.h"
 #include "server.h"
+#include "tls_certs.h"
 
 #define POST_BUFFER 65536
 #define BUDGET_STEP ((size_t)65536) /* chunked bodies take budget this much at a time */
@@ -892,15 +893,8 @@ static int load_security(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "this libmicrohttpd was built without TLS");
         return -1;
     }
-    const char *paths[2] = {s->cfg.tls_cert, s->cfg.tls_key};
-    for (int i = 0; i < 2; i++) {
-        size_t len;
-        engine_error fe;
-        if (file_read_regular(paths[i], 1u << 20, &s->tls_pem[i], &len, NULL, &fe)) {
-            snprintf(err, errlen, "%s: %s", i ? "tls_key" : "tls_cert", fe.message);
-            return -1;
-        }
-    }
+    if (tls_certs_load(s->cfg.tls_cert, s->cfg.tls_key, err, errlen))
+        return -1;
     s->tls = true;
     return 0;
 }
@@ -908,12 +902,14 @@ static int load_security(server *s, char *err, size_t errlen)
 void http_free_security(server *s)
 {
     auth_free(&s->auth);
-    for (int i = 0; i < 2; i++) {
-        if (s->tls_pem[i]) /* the private key does not linger in freed memory */
-            memset(s->tls_pem[i], 0, strlen(s->tls_pem[i]));
-        free(s->tls_pem[i]);
-        s->tls_pem[i] = NULL;
-    }
+    if (s->tls)
+        tls_certs_free();
+    s->tls = false;
+}
+
+int http_reload_tls(server *s, char *err, size_t errlen)
+{
+    return s->tls ? tls_certs_load(s->cfg.tls_cert, s->cfg.tls_key, err, errlen) : 0;
 }
 
 int http_start(server *s, char *err, size_t errlen)
@@ -957,8 +953,8 @@ int http_start(server *s, char *err, size_t errlen)
                                                       : (cores > 2 ? cores : 2));
     /* HTTPS: libmicrohttpd's own TLS (GnuTLS), 1.2 and later only */
     struct MHD_OptionItem tls[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_pem[0]},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_pem[1]},
+        /* asked for at each handshake, so SIGHUP can replace it (tls_certs.h) */
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_certs_callback()},
         {MHD_OPTION_HTTPS_PRIORITIES, 0,
          (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
         {MHD_OPTION_END, 0, NULL}};

@@ -231,6 +231,13 @@ int cli_serve(int argc, char **argv)
         }
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP) { /* the certificate first: it takes milliseconds */
+            char tls_err[600];
+            if (http_reload_tls(s, tls_err, sizeof tls_err))
+                log_msg(LOG_ERROR, "SIGHUP: the TLS certificate was not replaced: %s", tls_err);
+            else if (s->tls)
+                log_msg(LOG_INFO, "SIGHUP: TLS certificate read again from %s", s->cfg.tls_cert);
+        }
         if (sig == SIGHUP && !awaited) {
             /* systemd's reload protocol: RELOADING=1 with the time, READY=1 after */
             struct timespec now;

@@ -59,7 +59,6 @@ typedef struct server {
     auth_keys auth;      /* API keys; none: no key asked for */
     bool tls;            /* the listener speaks HTTPS */
     bool insecure;       /* beyond loopback without both TLS and keys */
-    char *tls_pem[2];    /* certificate and key, kept while the daemon runs */
     work_pool *pool;     /* the decode pool */
     conn_guard *guard;
     body_budget bodies;
@@ -222,6 +221,9 @@ void http_drop_body(request *r);
 int http_start(server *s, char *err, size_t errlen);
 /* What http_start read for keys and TLS, wiped and freed (after http_stop). */
 void http_free_security(server *s);
+/* SIGHUP: tls_cert and tls_key read again for the next handshakes; on
+ * failure the pair in use stays. 0 without TLS. */
+int http_reload_tls(server *s, char *err, size_t errlen);
 /* Stops accepting, cancels what waits for a decoder, waits up to wait_ms
  * for every request in flight to be answered, stops. false: some were
  * not, and libmicrohttpd was left running (the process is exiting). */

@@ -258,3 +258,57 @@ def test_insecure_is_said_and_require_auth_refuses(tmp_path, repo_dir):
         assert "insecure" not in d.log()
     finally:
         assert d.stop() == 0
+
+
+def peer_cert(port, cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def der(pem_path):
+    return ssl.PEM_cert_to_DER_cert(open(pem_path).read())
+
+
+def test_tls_certificate_reloads_on_sighup(tmp_path, repo_dir):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    cert_a, key_a = make_cert(first)
+    cert_b, key_b = make_cert(second)
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    for src, dst in ((cert_a, cert), (key_a, key)):
+        open(dst, "w").write(open(src).read())
+    both = str(tmp_path / "both.pem")  # the client trusts either certificate
+    open(both, "w").write(open(cert_a).read() + open(cert_b).read())
+    d = Daemon(repo_dir, config=config(tmp_path, tls_cert=cert, tls_key=key))
+    d.start(expect_ready=False)
+
+    def sighup_and_wait(words):
+        n = d.log().count(words)
+        d.proc.send_signal(__import__("signal").SIGHUP)
+        deadline = time.time() + 30
+        while d.log().count(words) == n and time.time() < deadline:
+            time.sleep(0.05)
+        assert d.log().count(words) > n, d.log()[-2000:]
+
+    try:
+        deadline = time.time() + 30
+        while "serving" not in d.log() and time.time() < deadline:
+            time.sleep(0.05)
+        assert peer_cert(d.port, both) == der(cert_a)
+        for src, dst in ((cert_b, cert), (key_b, key)):
+            open(dst, "w").write(open(src).read())
+        sighup_and_wait("TLS certificate read again")
+        assert peer_cert(d.port, both) == der(cert_b)
+        # a broken certificate, or a key that is not the certificate's: the pair in use stays
+        open(cert, "w").write("-----BEGIN CERTIFICATE-----\nnot base64\n")
+        sighup_and_wait("the TLS certificate was not replaced")
+        open(cert, "w").write(open(cert_a).read())  # key.pem is still b's
+        sighup_and_wait("is not the key of tls_cert")
+        assert peer_cert(d.port, both) == der(cert_b)
+        status, body, _ = tls_request(d.port, cert_b, "GET", "/healthz")
+        assert status == 200
+    finally:
+        assert d.stop() == 0
