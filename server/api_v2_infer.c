@@ -33,6 +33,7 @@
 #include "v2_tensor.h"
 
 #define HEADER_LEN "Inference-Header-Content-Length"
+#define MAX_CLASSIFICATION 1000 /* classes per row one output may ask for */
 
 /* The head is in: JSON, or binary with the header giving the JSON's length. */
 enum MHD_Result api_v2_infer_start(request *r)
@@ -280,11 +281,11 @@ static int check_outputs(request *r, json_t *outputs)
         json_t *cls = json_object_get(params, "classification");
         if ((params && !json_is_object(params)) || (bin && !json_is_boolean(bin)) ||
             (cls && (!json_is_integer(cls) || json_integer_value(cls) < 1 ||
-                     json_integer_value(cls) > 100000)))
+                     json_integer_value(cls) > MAX_CLASSIFICATION)))
             return http_fail(r, MHD_HTTP_BAD_REQUEST,
                              "output '%s': parameters.binary_data must be a boolean and "
-                             "parameters.classification a count from 1",
-                             n);
+                             "parameters.classification a count from 1 to %d",
+                             n, MAX_CLASSIFICATION);
     }
     return 0;
 }
@@ -421,26 +422,10 @@ static json_t *requested(const request *r, const char *name, bool *wanted)
     return NULL;
 }
 
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-} bin_buf;
-
-static bool bin_add(bin_buf *b, const void *p, size_t n)
+/* Binary outputs, appended as they are made. */
+static bool bin_add(byte_buf *b, const void *p, size_t n)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-            return false;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return true;
+    return byte_buf_append(b, p, n, SIZE_MAX, 0);
 }
 
 /* Output value i as a double, whatever the engine's type. */
@@ -451,35 +436,28 @@ static double value_at(const engine_tensor_info *t, const void *data, int64_t i)
 }
 
 /* classification = K: per row, the K highest values as "value:index[:label]"
- * (ties: the lower index first), as JSON strings or BYTES binary. */
+ * (postproc_top_k: ties the lower index first, NaN last), as JSON strings or
+ * BYTES binary. */
 static bool classify_output(request *r, const engine_tensor_info *t, const void *data,
-                            int64_t per, int count, json_t *strings, bin_buf *bin)
+                            int64_t per, int count, json_t *strings, byte_buf *bin)
 {
     served_model *m = r->model;
     int k = count < per ? count : (int)per;
-    int64_t *order = malloc((size_t)k * sizeof *order);
-    if (!order)
-        return false;
-    bool ok = true;
+    postproc_pred *top = malloc((size_t)k * sizeof *top);
+    float *row = t->dtype == DTYPE_INT64 ? malloc((size_t)per * sizeof *row) : NULL;
+    bool ok = top && (t->dtype != DTYPE_INT64 || row);
     for (int item = 0; ok && item < r->job.n_items; item++) {
         int64_t base = (int64_t)item * per;
-        int chosen = 0; /* selection of the top k: k passes over the row */
-        for (; chosen < k; chosen++) {
-            int64_t best = -1;
-            for (int64_t i = 0; i < per; i++) {
-                bool taken = false;
-                for (int c = 0; c < chosen && !taken; c++)
-                    taken = order[c] == i;
-                double v = value_at(t, data, base + i);
-                double b = best < 0 ? 0 : value_at(t, data, base + best);
-                if (!taken && (best < 0 || v > b || (b != b && v == v))) /* NaN last */
-                    best = i;
-            }
-            order[chosen] = best;
+        const float *v = (const float *)data + base;
+        if (row) { /* int64 outputs ranked as floats, printed as they are */
+            for (int64_t i = 0; i < per; i++)
+                row[i] = (float)((const int64_t *)data)[base + i];
+            v = row;
         }
+        postproc_top_k(v, (int)per, k, top);
         for (int c = 0; ok && c < k; c++) {
             char s[4200];
-            int idx = (int)order[c];
+            int idx = top[c].index;
             const char *label = idx < m->n_labels ? m->labels[idx] : NULL;
             int n = snprintf(s, sizeof s, label ? "%f:%d:%s" : "%f:%d",
                              value_at(t, data, base + idx), idx, label);
@@ -493,7 +471,8 @@ static bool classify_output(request *r, const engine_tensor_info *t, const void 
             }
         }
     }
-    free(order);
+    free(top);
+    free(row);
     return ok;
 }
 
@@ -502,7 +481,7 @@ enum MHD_Result api_v2_infer_finish(request *r)
     served_model *m = r->model;
     int no = engine_output_count(m->engine);
     json_t *outs = json_array();
-    bin_buf bin = {0};
+    byte_buf bin = {0};
     bool ok = true, any_binary = false;
     for (int k = 0; ok && k < no; k++) {
         engine_tensor_info t;

@@ -258,7 +258,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 /* --- bodies --- */
 
 /* Appends within `limit`; buffers of a declared length are allocated once. */
-static bool buf_append(byte_buf *b, const char *data, size_t len, size_t limit, size_t hint)
+bool byte_buf_append(byte_buf *b, const void *data, size_t len, size_t limit, size_t hint)
 {
     if (b->len + len > limit)
         return false;
@@ -298,7 +298,8 @@ static enum MHD_Result on_post_part(void *cls, enum MHD_ValueKind kind, const ch
         }
         r->n_parts++;
     }
-    if (size && !buf_append(&r->parts[r->n_parts - 1], data, size, r->srv->cfg.max_body_bytes, 0)) {
+    if (size && !byte_buf_append(&r->parts[r->n_parts - 1], data, size,
+                                 r->srv->cfg.max_body_bytes, 0)) {
         r->body_too_large = true;
         return MHD_NO;
     }
@@ -479,7 +480,7 @@ static enum MHD_Result take_body(request *r, const char *data, size_t n)
     if (r->pp) {
         if (MHD_post_process(r->pp, data, n) != MHD_YES)
             r->bad_multipart = true;
-    } else if (!buf_append(&r->body, data, n, s->cfg.max_body_bytes, r->budget_held)) {
+    } else if (!byte_buf_append(&r->body, data, n, s->cfg.max_body_bytes, r->budget_held)) {
         r->body_too_large = true;
     }
     return MHD_YES;

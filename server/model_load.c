@@ -19,16 +19,6 @@
 #define MAX_LABEL_BYTES 4096
 #define MAX_LABELS_FILE (8u << 20)
 
-void model_version_file(const char *dir, const char *file, char *path, size_t len)
-{
-    struct stat st;
-    snprintf(path, len, "%s/%s", dir, file);
-    const char *slash = strrchr(dir, '/');
-    if (stat(path, &st) == 0 || !slash || model_version_parse(slash + 1) < 0)
-        return;
-    snprintf(path, len, "%.*s/%s", (int)(slash - dir), dir, file);
-}
-
 /* dir/file if it exists, else model_dir/file (a version's own file first). */
 static void find_file(const char *dir, const char *model_dir, const char *file, char *path,
                       size_t len)
@@ -37,6 +27,16 @@ static void find_file(const char *dir, const char *model_dir, const char *file, 
     snprintf(path, len, "%s/%s", dir, file);
     if (stat(path, &st) != 0 && strcmp(dir, model_dir) != 0)
         snprintf(path, len, "%s/%s", model_dir, file);
+}
+
+void model_version_file(const char *dir, const char *file, char *path, size_t len)
+{
+    const char *slash = strrchr(dir, '/');
+    char model_dir[1100];
+    snprintf(model_dir, sizeof model_dir, "%.*s", slash ? (int)(slash - dir) : 0, dir);
+    /* a version folder's model is its parent; any other folder is its own */
+    find_file(dir, slash && model_version_parse(slash + 1) > 0 ? model_dir : dir, file, path,
+              len);
 }
 
 static void stamp(const char *path, file_stamp *s)

@@ -111,6 +111,10 @@ typedef struct {
     size_t len, cap;
 } byte_buf;
 
+/* Appends within `limit` (false past it, or out of memory); hint: the size
+ * expected in all, allocated at once when known (http.c). */
+bool byte_buf_append(byte_buf *b, const void *data, size_t len, size_t limit, size_t hint);
+
 typedef enum {
     REQ_READING = 0, /* head and body arriving (connection thread) */
     REQ_PREPARING,   /* suspended, in the decode pool */

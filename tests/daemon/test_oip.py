@@ -186,6 +186,11 @@ def malformed():
                      "data": [0] * 784}],
          "outputs": [{"name": "logits", "parameters": {"classification": "3"}}]}).encode(),
         {"Content-Type": "application/json"}, "classification"))
+    cases.append(("classification over the cap", json.dumps(
+        {"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                     "data": [0] * 784}],
+         "outputs": [{"name": "logits", "parameters": {"classification": 1001}}]}).encode(),
+        {"Content-Type": "application/json"}, "from 1 to 1000"))
     deep = b'{"inputs": [{"name": "image", "parameters": ' + b'{"a": ' * 100 + b"1" + \
         b"}" * 100 + b"}]}"
     cases.append(("nested 100 deep", deep, {"Content-Type": "application/json"}, "deep"))
