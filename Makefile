@@ -16,16 +16,41 @@
 #   make fuzz         each libFuzzer harness for FUZZ_SECONDS (default 600) on its
 #                     corpus (tests/fuzz), built with clang under ASan + UBSan
 
+# ARCH=arm64 (Jetson TX2/Xavier/Orin userland) or ARCH=armhf (the TK1's
+# 32-bit ARMv7): a cross build with Debian's cross compiler against the
+# multiarch -dev packages scripts/deps.sh installs, into build-$(ARCH);
+# qemu-user runs what it builds (make arm-test). No CUDA module there.
+ARCH ?= native
+ifeq ($(ARCH),native)
 BUILD ?= build
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+else ifeq ($(ARCH),arm64)
+MULTIARCH := aarch64-linux-gnu
+QEMU := qemu-aarch64
+else ifeq ($(ARCH),armhf)
+MULTIARCH := arm-linux-gnueabihf
+QEMU := qemu-arm
+else
+$(error ARCH=$(ARCH): use arm64, armhf or leave it unset)
+endif
+ifneq ($(ARCH),native)
+BUILD ?= build-$(ARCH)
+override CC := $(MULTIARCH)-gcc
+override CUDA := 0
+endif
 SAN ?= 0
 CC ?= gcc
 DEPS ?= 1
 
-MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 # The OpenMP build of OpenBLAS shares its thread pool with our OpenMP kernels,
 # so BLAS threads and ours never oversubscribe the cores.
 BLAS_DIR := /usr/lib/$(MULTIARCH)/openblas-openmp
 PKGCONF := PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config
+ifneq ($(ARCH),native)
+# only the target's .pc files: a cross build must never see the host's
+PKGCONF := PKG_CONFIG_LIBDIR=$(BLAS_DIR)/pkgconfig:/usr/lib/$(MULTIARCH)/pkgconfig:/usr/share/pkgconfig \
+	pkg-config
+endif
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 
 # Ensure packages before anything asks pkg-config about them.
@@ -36,7 +61,7 @@ else
 DEPS_LEVEL := build
 endif
 ifneq ($(filter-out clean,$(MAKECMDGOALS) all),)
-DEPS_OUT := $(shell scripts/deps.sh $(DEPS_LEVEL) >&2 || echo FAILED)
+DEPS_OUT := $(shell scripts/deps.sh $(DEPS_LEVEL) $(filter-out native,$(ARCH)) >&2 || echo FAILED)
 ifeq ($(DEPS_OUT),FAILED)
 $(error scripts/deps.sh $(DEPS_LEVEL) failed: install the packages it names)
 endif
@@ -83,7 +108,7 @@ OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefine
 LDSAN := -fsanitize=address,undefined
 endif
 
-CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fopenmp -MMD -MP \
+CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64 $(OPT) $(WARN) -fopenmp -MMD -MP \
 	-I$(BUILD)/gen -Iengine $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -fopenmp $(LDSAN) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm -lpthread -ldl

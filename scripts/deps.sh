@@ -6,7 +6,10 @@
 # costs well under a second, so every make invocation can call this; apt-get
 # (and its slow 'update') only runs when something is actually missing.
 #
-# usage: scripts/deps.sh build|test|bench
+# usage: scripts/deps.sh build|test|bench [arm64|armhf ...]
+#   an architecture adds its cross compiler and the target's -dev packages
+#   (Debian multiarch: the architecture is added to dpkg first); test and
+#   bench add both, since make test builds and runs both under qemu-user.
 set -eu
 
 build_pkgs="pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
@@ -16,13 +19,30 @@ test_pkgs="python3-torch python3-torchvision python3-onnx python3-numpy
   python3-pytest nodejs npm darknet prometheus gcc-arm-linux-gnueabihf qemu-user
   clang libclang-rt-dev libomp-dev chromium systemd python3-jsonschema python3-yaml"
 bench_pkgs="wrk hyperfine"
+# what a cross build needs of the target (the host's protoc-c and onnx.proto serve it)
+cross_libs="libprotobuf-c-dev libopenblas-openmp-dev libjpeg-dev libpng-dev libmicrohttpd-dev
+  libjansson-dev libsystemd-dev libgnutls28-dev"
+package_tools="dpkg-dev fakeroot"
 
-case "${1:-build}" in
-  build) want="$build_pkgs" ;;
-  test)  want="$build_pkgs $test_pkgs" ;;
-  bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+level="${1:-build}"
+[ $# -gt 0 ] && shift
+case "$level" in
+  build) want="$build_pkgs"; arches="$*" ;;
+  test)  want="$build_pkgs $test_pkgs $package_tools"; arches="arm64 armhf" ;;
+  bench) want="$build_pkgs $test_pkgs $bench_pkgs"; arches="$*" ;;
+  *) echo "usage: $0 build|test|bench [arm64|armhf ...]" >&2; exit 2 ;;
 esac
+
+foreign=""
+for a in $arches; do
+  case "$a" in
+    arm64) want="$want gcc-aarch64-linux-gnu qemu-user" ;;
+    armhf) want="$want gcc-arm-linux-gnueabihf qemu-user" ;;
+    *) echo "deps: unknown architecture $a (arm64 or armhf)" >&2; exit 2 ;;
+  esac
+  for p in $cross_libs; do want="$want $p:$a"; done
+  dpkg --print-foreign-architectures | grep -qx "$a" || foreign="$foreign $a"
+done
 
 missing=""
 for p in $want; do
@@ -38,7 +58,7 @@ for p in $want; do
   esac
 done
 
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && [ -z "$foreign" ] && exit 0
 
 echo "deps: installing:$missing" >&2
 SUDO=""
@@ -49,6 +69,10 @@ if [ "$(id -u)" != 0 ]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+for a in $foreign; do
+  echo "deps: adding the $a architecture to dpkg" >&2
+  $SUDO dpkg --add-architecture "$a"
+done
 $SUDO apt-get update -qq >&2
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq $missing >&2
