@@ -185,6 +185,13 @@ $(BUILD)/obj/cpu_fallback/cpu_fastmath.o: KERNEL_OPT := -O3 -fno-math-errno -fno
 	-ffinite-math-only -fno-signed-zeros
 $(BUILD)/obj/cpu_fallback/cpu_nchwc_tile.o: KERNEL_OPT := -O3 $(if $(CC_IS_CLANG),,-fno-tree-pre -fno-gcse)
 endif
+# ARMv7: only the NEON kernels are built for NEON (with VFPv4's fused
+# multiply-add, as on the TK1's Cortex-A15); the binary keeps armhf's
+# baseline and picks them at run time (cpu_nchwc_tile.c, AT_HWCAP).
+ifeq ($(ARCH),armhf)
+$(BUILD)/obj/cpu_fallback/cpu_simd_neon.o $(BUILD)/obj/cpu_fallback/cpu_nchwc_neon.o: \
+	KERNEL_OPT := $(if $(filter 1,$(SAN)),,-O3) -mfpu=neon-vfpv4
+endif
 
 $(BUILD)/obj/cuda/%.o: cuda/%.cu cuda/kernels.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)

@@ -77,6 +77,9 @@ extern const cpu_simd_kernels cpu_simd_generic;
 #if defined(__x86_64__) && defined(__GNUC__)
 extern const cpu_simd_kernels cpu_simd_avx512, cpu_simd_avx2;
 #endif
+#if defined(__aarch64__) || defined(__arm__)
+extern const cpu_simd_kernels cpu_simd_neon; /* cpu_simd_neon.c */
+#endif
 
 #define NCHWC_MAX_P 14 /* pixels a tile may have on any ISA, given by pointers */
 #define NCHWC_MAX_CONTIG_P 24 /* pixels of a contiguous tile */
@@ -90,9 +93,20 @@ typedef struct {
     void (*run)(const nchwc_tile *t, int ob, int p);
 } nchwc_isa;
 
-/* The best micro-kernel this CPU runs (VISIOND_CPU_ISA=avx512|avx2|generic
- * forces one, for tests and comparisons). */
+/* The best micro-kernel this CPU runs (VISIOND_CPU_ISA=avx2|generic
+ * forces one, for tests and comparisons; avx512 and neon are the default
+ * where the CPU has them). */
 const nchwc_isa *nchwc_isa_get(void);
+#if defined(__aarch64__) || defined(__arm__)
+extern const nchwc_isa nchwc_isa_neon; /* cpu_nchwc_neon.c */
+#endif
+
+/* What the micro-kernels share (cpu_nchwc_tile.c): a contiguous tile
+ * turned into one addressing its p pixels by pointers (into px), and the
+ * scalar pass of an activation without a vector form over a stored tile. */
+const nchwc_tile *nchwc_tile_with_pointers(const nchwc_tile *t, int p, nchwc_tile *copy,
+                                           const float **px);
+void nchwc_tile_scalar_act(const nchwc_tile *t, int ob, int p);
 
 /* --- direct convolution (group 1; either layout in and out) --- */
 

@@ -1,5 +1,5 @@
 /* The micro-kernel of the blocked convolutions (cpu_nchwc.h), written three
- * times: AVX-512 (one register per block of 16 channels, up to 4 blocks x 6
+ * times here (the fourth, NEON, is cpu_nchwc_neon.c): AVX-512 (one register per block of 16 channels, up to 4 blocks x 6
  * pixels of sums in 24 of its 32 registers; 1 x 24 when the pixels are
  * contiguous), AVX2+FMA (two registers a block, 16 registers: 1 block x 6
  * pixels or 2 x 2) and portable C, which
@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__aarch64__) || defined(__arm__)
+#include <sys/auxv.h>
+#endif
 
 #include "cpu_nchwc.h"
 #include "cpu_simd.h"
@@ -30,7 +33,7 @@
 
 /* Activations without a vector form (simd_act_is_vector) run as a scalar
  * pass over the stored tile. */
-static void scalar_act_tile(const nchwc_tile *t, int ob, int p)
+void nchwc_tile_scalar_act(const nchwc_tile *t, int ob, int p)
 {
     for (int o = 0; o < ob; o++)
         for (int i = 0; i < p * CPU_BLOCK; i++)
@@ -77,8 +80,8 @@ INLINE void tile_generic(const nchwc_tile *t, const int OB, const int P)
 }
 
 /* A contiguous tile for kernels that address pixels by pointers. */
-static const nchwc_tile *with_pointers(const nchwc_tile *t, int p, nchwc_tile *copy,
-                                       const float **px)
+const nchwc_tile *nchwc_tile_with_pointers(const nchwc_tile *t, int p, nchwc_tile *copy,
+                                           const float **px)
 {
     if (!t->contiguous)
         return t;
@@ -94,7 +97,7 @@ static void run_generic(const nchwc_tile *tile, int ob, int p)
 {
     nchwc_tile copy;
     const float *px[NCHWC_MAX_P];
-    const nchwc_tile *t = with_pointers(tile, p, &copy, px);
+    const nchwc_tile *t = nchwc_tile_with_pointers(tile, p, &copy, px);
     switch (ob * 16 + p) {
     case 16 + 1: tile_generic(t, 1, 1); break;
     case 16 + 2: tile_generic(t, 1, 2); break;
@@ -275,7 +278,7 @@ __attribute__((target("avx512f"))) static void run_avx512(const nchwc_tile *t, i
         }
     }
     if (!t->partial && !simd_act_is_vector(t->act))
-        scalar_act_tile(t, ob, p);
+        nchwc_tile_scalar_act(t, ob, p);
 }
 
 static const nchwc_isa isa_avx512 = {"AVX-512", &cpu_simd_avx512, 4, {0, 8, 8, 8, 6},
@@ -382,19 +385,34 @@ __attribute__((target("avx2,fma"))) static void run_avx2(const nchwc_tile *tile,
 {
     nchwc_tile copy;
     const float *px[NCHWC_MAX_P];
-    const nchwc_tile *t = with_pointers(tile, p, &copy, px);
+    const nchwc_tile *t = nchwc_tile_with_pointers(tile, p, &copy, px);
     switch (ob * 16 + p) {
     CASE256(1, 1) CASE256(1, 2) CASE256(1, 3) CASE256(1, 4) CASE256(1, 5) CASE256(1, 6)
     CASE256(2, 1) CASE256(2, 2)
     default: break;
     }
     if (!t->partial && !simd_act_is_vector(t->act))
-        scalar_act_tile(t, ob, p);
+        nchwc_tile_scalar_act(t, ob, p);
 }
 
 static const nchwc_isa isa_avx2 = {"AVX2+FMA", &cpu_simd_avx2, 2, {0, 6, 2}, {0, 6, 2}, run_avx2};
 
 #endif /* NCHWC_X86 */
+
+/* Whether this ARM CPU runs the NEON kernels: always on arm64 (Advanced
+ * SIMD is part of ARMv8-A, but the kernel still says so), on ARMv7 when the
+ * kernel reports NEON and the VFPv4 the NEON file was built for. */
+#if defined(__aarch64__) || defined(__arm__)
+static bool arm_has_neon(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP);
+#if defined(__aarch64__)
+    return (hw & (1ul << 1)) != 0; /* HWCAP_ASIMD */
+#else
+    return (hw & (1ul << 12)) && (hw & (1ul << 16)); /* HWCAP_NEON, HWCAP_VFPv4 */
+#endif
+}
+#endif
 
 const nchwc_isa *nchwc_isa_get(void)
 {
@@ -409,6 +427,10 @@ const nchwc_isa *nchwc_isa_get(void)
         best = &isa_avx2;
     if (force && strcmp(force, "avx2") == 0 && has2)
         best = &isa_avx2;
+#endif
+#if defined(__aarch64__) || defined(__arm__)
+    if (arm_has_neon())
+        best = &nchwc_isa_neon;
 #endif
     if (force && strcmp(force, "generic") == 0)
         best = &isa_generic;

@@ -4,8 +4,11 @@
  *
  *   avx512   one __m512
  *   avx2     two __m256 (with FMA)
+ *   neon     four float32x4_t (arm64 always; ARMv7 only in the files built
+ *            with -mfpu=neon-vfpv4, cpu_simd_neon.c and cpu_nchwc_neon.c,
+ *            whose kernels run once the CPU says it has NEON)
  *   generic  sixteen floats in a struct, plain C loops the compiler
- *            vectorises for whatever it targets (NEON on the Jetson)
+ *            vectorises for whatever it targets
  *
  * Why not let GCC vectorise plain loops under target_clones: it did, but
  * not reliably. A dot product whose partial sums lived in a float[16] came
@@ -178,5 +181,75 @@ V256_FN float v256_hsum(v256 a)
 SIMD_ACT(v256, V256_FN)
 
 #endif /* CPU_SIMD_X86 */
+
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#define CPU_SIMD_NEON 1
+
+/* --- NEON: four quarters --- */
+
+#define VNEON_FN __attribute__((always_inline)) static inline
+
+typedef struct {
+    float32x4_t q[4];
+} vneon;
+
+/* a * b + c; fused where the FPU has it (arm64, ARMv7 with VFPv4: every
+ * Jetson's Cortex-A15/A57/Carmel/A78AE) */
+VNEON_FN float32x4_t neon_fma_q(float32x4_t a, float32x4_t b, float32x4_t c)
+{
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return vfmaq_f32(c, a, b);
+#else
+    return vmlaq_f32(c, a, b);
+#endif
+}
+VNEON_FN vneon vneon_load(const float *p)
+{
+    return (vneon){{vld1q_f32(p), vld1q_f32(p + 4), vld1q_f32(p + 8), vld1q_f32(p + 12)}};
+}
+VNEON_FN void vneon_store(float *p, vneon v)
+{
+    for (int i = 0; i < 4; i++)
+        vst1q_f32(p + 4 * i, v.q[i]);
+}
+VNEON_FN vneon vneon_set1(float x)
+{
+    float32x4_t s = vdupq_n_f32(x);
+    return (vneon){{s, s, s, s}};
+}
+VNEON_FN vneon vneon_zero(void)
+{
+    return vneon_set1(0.0f);
+}
+#define VNEON_BINARY(name, intr)                                                                   \
+    VNEON_FN vneon vneon_##name(vneon a, vneon b)                                                  \
+    {                                                                                              \
+        return (vneon){{intr(a.q[0], b.q[0]), intr(a.q[1], b.q[1]), intr(a.q[2], b.q[2]),          \
+                        intr(a.q[3], b.q[3])}};                                                    \
+    }
+VNEON_BINARY(add, vaddq_f32)
+VNEON_BINARY(sub, vsubq_f32)
+VNEON_BINARY(mul, vmulq_f32)
+VNEON_BINARY(max, vmaxq_f32)
+VNEON_BINARY(min, vminq_f32)
+VNEON_FN vneon vneon_fma(vneon a, vneon b, vneon c)
+{
+    return (vneon){{neon_fma_q(a.q[0], b.q[0], c.q[0]), neon_fma_q(a.q[1], b.q[1], c.q[1]),
+                    neon_fma_q(a.q[2], b.q[2], c.q[2]), neon_fma_q(a.q[3], b.q[3], c.q[3])}};
+}
+VNEON_FN float vneon_hsum(vneon a)
+{
+    float32x4_t s = vaddq_f32(vaddq_f32(a.q[0], a.q[1]), vaddq_f32(a.q[2], a.q[3]));
+#if defined(__aarch64__)
+    return vaddvq_f32(s);
+#else
+    float32x2_t h = vadd_f32(vget_low_f32(s), vget_high_f32(s));
+    return vget_lane_f32(vpadd_f32(h, h), 0);
+#endif
+}
+SIMD_ACT(vneon, VNEON_FN)
+
+#endif /* __ARM_NEON */
 
 #endif

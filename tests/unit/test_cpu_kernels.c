@@ -298,10 +298,10 @@ static void test_gemm(bool trans_b, int m)
 
 int main(void)
 {
-    static const char *const isas[] = {"avx512", "avx2", "generic"};
-    static const char *const names[] = {"AVX-512", "AVX2+FMA", "portable C"};
+    static const char *const isas[] = {"avx512", "avx2", "neon", "generic"};
+    static const char *const names[] = {"AVX-512", "AVX2+FMA", "NEON", "portable C"};
     int ran = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         setenv("VISIOND_CPU_ISA", isas[i], 1);
         if (strcmp(nchwc_isa_get()->name, names[i]) != 0)
             continue; /* this CPU lacks it */
