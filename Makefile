@@ -13,6 +13,10 @@
 #   make BUILD=dir    put every output under dir (default: build)
 #   make SAN=1        build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make CC=clang     build with clang instead of GCC
+#   make ARCH=arm64   cross build for arm64 (Jetson Xavier/Orin userland) into
+#                     build-arm64; ARCH=armhf for 32-bit ARMv7 (the TK1)
+#   make arm-test     both ARM builds, tested under qemu-user (in make test)
+#   make deb          a Debian package (ARCH=arm64/armhf for those), see README
 #   make fuzz         each libFuzzer harness for FUZZ_SECONDS (default 600) on its
 #                     corpus (tests/fuzz), built with clang under ASan + UBSan
 
@@ -129,7 +133,7 @@ CUDA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cuda/*.c)) \
 CUDA_MODULE := $(if $(filter 1,$(CUDA)),$(BUILD)/libvisiond_cuda.so)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test arm-check \
+.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test arm-test emulated-test \
 	gpu-test build-matrix-test sanitizer-test fuzz fuzz-test fuzz-harnesses
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a $(CUDA_MODULE)
@@ -257,33 +261,45 @@ gpu-test: all
 	VISIOND_GPU_DEVICE=cpu VISIOND_GPU_MODELS=squeezenet1_1,mobilenet_v2 $(PYTEST) tests/gpu
 
 # The build without CUDA still builds and runs, and links no CUDA library.
-build-matrix-test: arm-check
+build-matrix-test:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-cpu CUDA=0 DEPS=0 all
 	! ldd $(BUILD)-cpu/visiond | grep -E 'libcu(da|dnn|blas)'
 	$(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device auto | grep -q 'backend    cpu'
 	! $(BUILD)-cpu/visiond info --model models/mnist/model.onnx --device cuda 2>&1 | grep -v 'has no cuda backend'
 	! ldd $(BUILD)/visiond | grep -E 'libcu(da|dnn|blas)'
 
-# The Jetson TK1's CPU is a 32-bit ARMv7 with NEON: every engine and CPU
-# backend source compiles for it (-Werror; x86 intrinsics sit behind
-# feature checks), and the CPU kernels' unit test, built for it with the
-# portable kernels, passes under qemu-arm. Compile-only for the rest: their
-# libraries' ARM builds are not on this machine (the headers are shared,
-# but for libjpeg's jconfig.h, taken from this machine's multiarch folder).
-ARM_CC := arm-linux-gnueabihf-gcc
-ARM_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 $(WARN) -march=armv7-a -mfpu=neon \
-	-mfloat-abi=hard -fopenmp -I$(BUILD)/gen -Iengine $(PKG_CFLAGS) -idirafter /usr/include/$(MULTIARCH)
-ARM_KERNEL_SRC := tests/unit/test_cpu_kernels.c $(filter-out cpu_fallback/cpu_backend.c \
-	cpu_fallback/cpu_blas.c cpu_fallback/cpu_conv.c cpu_fallback/cpu_pool.c cpu_fallback/cpu_layout.c,$(CPU_SRC)) \
-	engine/graph.c engine/host_memory.c engine/tensor_ops.c engine/tensor.c engine/status.c
-arm-check: $(BUILD)/gen/onnx.pb-c.h
-	@mkdir -p $(BUILD)/arm
-	@for f in $(ENGINE_SRC) $(CPU_SRC); do \
-		$(ARM_CC) $(ARM_FLAGS) -c $$f -o $(BUILD)/arm/$$(basename $$f .c).o || exit 1; done
-	$(ARM_CC) $(ARM_FLAGS) -static -DTEST_NO_BLAS $(ARM_KERNEL_SRC) -lm -o $(BUILD)/arm/test_cpu_kernels \
-		2>&1 | { grep -v -e 'dlopen' -e 'in function' || true; }
-	qemu-arm $(BUILD)/arm/test_cpu_kernels
+# --- ARM under emulation (make arm-test, one of make test's suites) --------
+# Both ARM builds (make ARCH=arm64, ARCH=armhf), then, under qemu-user
+# against the ARM libraries: every unit test; the daemon serving the shipped
+# models over loopback, checked against the native binary and the README
+# (tests/emulated); conformance at batch 1 and 2 on three networks (a
+# squeeze/expand CNN, depthwise MobileNetV2, a residual ResNet; the others
+# cost minutes each under emulation); every forced CPU convolution algorithm
+# on both kernel sets (NEON and portable C).
+ARM_ARCHES := arm64 armhf
+ARM_MODELS := squeezenet1_1 or mobilenet_v2 or resnet18
+arm-test: all
+	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
+	@failed=""; for a in $(ARM_ARCHES); do \
+	  $(MAKE) --no-print-directory ARCH=$$a DEPS=0 HOST_BUILD=$(abspath $(BUILD)) emulated-test \
+	    || failed="$$failed $$a"; done; \
+	if [ -n "$$failed" ]; then echo "arm-test failed:$$failed"; exit 1; fi
 
+ifneq ($(ARCH),native)
+HOST_BUILD ?= $(abspath build)
+EMULATED := $(BUILD)/visiond-emulated
+$(EMULATED): $(BUILD)/visiond
+	printf '#!/bin/sh\n# %s under qemu-user (make ARCH=$(ARCH))\nexec $(QEMU) %s "$$@"\n' \
+		visiond $(abspath $(BUILD)/visiond) > $@ && chmod +x $@
+
+emulated-test: all $(EMULATED) $(UNIT_BIN)
+	@failed=""; for t in $(UNIT_BIN); do echo "== $(QEMU) $$t"; $(QEMU) $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed under $(QEMU):$$failed"; exit 1; fi
+	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) \
+		$(PYTEST) tests/emulated tests/conformance/test_cpu_algos.py
+	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) VISIOND_CONFORMANCE_BATCHES=1,2 \
+		$(PYTEST) tests/conformance/test_models.py -k "$(ARM_MODELS)"
+endif
 
 # The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (leaks included): the engine on every conformance model, the loader's
@@ -298,8 +314,8 @@ sanitizer-test: $(TEST_MODULE)
 # environment cleared of OPENBLAS_*, OMP_*, GOMP_* and VISIOND_* (the host's
 # settings must not decide what a test sees; a test that needs one sets it).
 # The summary names each suite's result and time; make test fails if any did.
-TEST_SUITES := unit-test conformance-test daemon-test gpu-test build-matrix-test sanitizer-test \
-	fuzz-test
+TEST_SUITES := unit-test conformance-test daemon-test gpu-test build-matrix-test arm-test \
+	sanitizer-test fuzz-test
 test: all
 	@scripts/clean_env.sh --keep VISIOND_BUILD true
 	@failed=""; summary=""; \

@@ -379,6 +379,11 @@ static engine_status assign_offsets(plan *p, const graph *g, unsigned flags, eng
             if (cands[2 * c] + cands[2 * c + 1] > off)
                 off = cands[2 * c] + cands[2 * c + 1];
         }
+        if (off > SIZE_MAX / 2 - bufs[i].size) { /* only a 32-bit size_t gets here */
+            st = engine_fail(err, ENGINE_E_NOMEM,
+                             "activations need more memory than this CPU can address");
+            goto out;
+        }
         placed[2 * i] = off;
         placed[2 * i + 1] = bufs[i].size;
         p->values[bufs[i].value].offset = off;

@@ -15,8 +15,10 @@
 #include "status.h"
 
 #define ENGINE_MAX_RANK 8
-/* Largest element count of any one tensor: 2^31 floats is 8 GiB. */
-#define ENGINE_MAX_ELEMENTS ((int64_t)1 << 31)
+/* Largest element count of any one tensor: 2^31 floats is 8 GiB; on a
+ * 32-bit CPU (the TK1) 2^27, so that an int64 tensor's bytes (8 per
+ * element, 1 GiB) and a sum of two such stay inside a size_t there. */
+#define ENGINE_MAX_ELEMENTS ((int64_t)1 << (SIZE_MAX > 0xFFFFFFFFu ? 31 : 27))
 
 typedef enum {
     DTYPE_UNDEFINED = 0,

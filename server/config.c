@@ -121,6 +121,14 @@ static const numeric_setting *numeric_key(const char *key)
     return NULL;
 }
 
+/* A size never goes past what a size_t holds (half of it: 2 GiB on 32-bit ARM). */
+static long long setting_max(const numeric_setting *s)
+{
+    if (s->type == AS_SIZE && (unsigned long long)s->hi > SIZE_MAX / 2)
+        return (long long)(SIZE_MAX / 2);
+    return s->hi;
+}
+
 static void set_number(server_config *c, const numeric_setting *s, long long v)
 {
     char *at = (char *)c + s->offset;
@@ -218,7 +226,7 @@ int server_config_load(const char *path, server_config *c, char *err, size_t err
                 goto out;
             }
         } else if ((num = numeric_key(key))) {
-            if (get_int(v, key, num->lo, num->hi, &n, sub, sizeof sub))
+            if (get_int(v, key, num->lo, setting_max(num), &n, sub, sizeof sub))
                 goto out;
             set_number(c, num, n);
         } else {

@@ -13,7 +13,8 @@
 #include <string.h>
 
 #define NPY_MAX_HEADER 65536
-#define NPY_MAX_FILE ((size_t)4 << 30)
+/* 4 GiB, or half the address space on 32-bit ARM */
+#define NPY_MAX_FILE ((size_t)((uint64_t)4 << 30 < SIZE_MAX / 2 ? (uint64_t)4 << 30 : SIZE_MAX / 2))
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t n, const char *fmt, ...)
 {

@@ -4,9 +4,8 @@
  * channel counts that are not multiples of 16, fused residual and
  * activations), Winograd F(4x4, 3x3), depthwise convolution, pools and the
  * small-batch Gemm. It runs once per micro-kernel set this CPU has
- * (VISIOND_CPU_ISA=avx512, avx2, generic), and `make arm-check` builds it
- * for ARMv7 with NEON and runs it under qemu-arm, where the portable
- * kernels are what runs.
+ * (VISIOND_CPU_ISA=avx512, avx2, neon, generic); `make arm-test` builds it
+ * for arm64 and ARMv7 and runs it under qemu, NEON and portable C.
  *
  * Built for ARM without a BLAS (-DTEST_NO_BLAS), it brings a naive SGEMM
  * of its own for the few NCHW code paths linked in beside the kernels.
