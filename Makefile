@@ -285,6 +285,10 @@ arm-test: all
 	    || failed="$$failed $$a"; done; \
 	if [ -n "$$failed" ]; then echo "arm-test failed:$$failed"; exit 1; fi
 
+# the driver of bench/arm/neon_proxy.sh (instruction counts under qemu)
+$(BUILD)/neon_proxy: bench/arm/neon_proxy.c $(BUILD)/libvisiond_engine.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libvisiond_engine.a $(LDFLAGS_ALL) $(LIBS)
+
 ifneq ($(ARCH),native)
 HOST_BUILD ?= $(abspath build)
 EMULATED := $(BUILD)/visiond-emulated

@@ -30,21 +30,26 @@
 #define NEON_P2 1
 #endif
 
-/* acc += w * lane k of x */
+/* acc += w * lane k of x. ARMv7 has no fused multiply-add by scalar, and
+ * a broadcast first (VMOV to a core register, VDUP back) cost GCC two more
+ * instructions per lane and pixel: the multiply-accumulate by scalar
+ * (VMLA.F32 q, q, d[x]; rounded twice) is one instruction (bench/arm). */
 #if defined(__aarch64__)
 #define FMA_LANE(acc, w, x, k) vfmaq_laneq_f32(acc, w, x, k)
 #else
-#define FMA_LANE(acc, w, x, k) neon_fma_q(w, vdupq_n_f32(vgetq_lane_f32(x, k)), acc)
+#define FMA_LANE(acc, w, x, k)                                                                     \
+    vmlaq_lane_f32(acc, w, (k) < 2 ? vget_low_f32(x) : vget_high_f32(x), (k) & 1)
 #endif
 
-/* One input lane (k of the four in xv[p]) times the weights of OB blocks. */
+/* One input lane (k of the four in xv[p]) times the weights of OB blocks,
+ * read in order from wp. */
 #define STEP_LANE(k)                                                                               \
     do {                                                                                           \
         _Pragma("GCC unroll 2") for (int o = 0; o < OB; o++)                                       \
         {                                                                                          \
-            const float *wl = w + ((l + (k)) * OB + o) * CPU_BLOCK;                                \
-            float32x4_t w0 = vld1q_f32(wl), w1 = vld1q_f32(wl + 4), w2 = vld1q_f32(wl + 8),      \
-                        w3 = vld1q_f32(wl + 12);                                                   \
+            float32x4_t w0 = vld1q_f32(wp), w1 = vld1q_f32(wp + 4), w2 = vld1q_f32(wp + 8),      \
+                        w3 = vld1q_f32(wp + 12);                                                   \
+            wp += CPU_BLOCK;                                                                       \
             _Pragma("GCC unroll 8") for (int p = 0; p < P; p++)                                    \
             {                                                                                      \
                 acc[p][o * 4 + 0] = FMA_LANE(acc[p][o * 4 + 0], w0, xv[p], k);                    \
@@ -71,6 +76,7 @@ INLINE void tile_neon(const nchwc_tile *t, const int OB, const int P)
     for (int cb = 0; cb < full; cb++)
         for (int tp = 0; tp < t->taps; tp++, w += OB * CPU_BLOCK * CPU_BLOCK) {
             int64_t off = cb * t->cb_stride + t->tap_off[tp];
+            const float *wp = w;
             for (int l = 0; l < CPU_BLOCK; l += 4) {
                 float32x4_t xv[NEON_P1];
 #pragma GCC unroll 8
