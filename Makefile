@@ -133,7 +133,7 @@ CUDA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cuda/*.c)) \
 CUDA_MODULE := $(if $(filter 1,$(CUDA)),$(BUILD)/libvisiond_cuda.so)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all test run install bench-cpu bench-http clean unit-test conformance-test daemon-test arm-test emulated-test \
+.PHONY: all test run install deb bench-cpu bench-http clean unit-test conformance-test daemon-test arm-test emulated-test \
 	gpu-test build-matrix-test sanitizer-test fuzz fuzz-test fuzz-harnesses
 
 all: $(BUILD)/visiond $(BUILD)/libvisiond_engine.a $(CUDA_MODULE)
@@ -205,7 +205,13 @@ $(BUILD)/obj/cuda/%.o: cuda/%.c $(BUILD)/gen/onnx.pb-c.h $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(CUDA_CFLAGS) -fPIC -c $< -o $@
 
-# where an installed visiond looks for backend modules (besides its own folder)
+# where an installed visiond looks for backend modules (besides its own
+# folder); a stamp per PREFIX rebuilds it when that changes (make deb: /usr)
+PREFIX ?= /usr/local
+PREFIX_STAMP := $(BUILD)/prefix$(subst /,_,$(PREFIX))
+$(PREFIX_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/prefix_* && touch $@
+$(BUILD)/obj/engine/backend_registry.o: $(PREFIX_STAMP)
 $(BUILD)/obj/engine/backend_registry.o: KERNEL_OPT = -DVISIOND_MODULE_DIR='"$(PREFIX)/lib/visiond"'
 
 $(BUILD)/libvisiond_engine.a: $(ENGINE_OBJ)
@@ -300,9 +306,13 @@ emulated-test: all $(EMULATED) $(UNIT_BIN)
 	@failed=""; for t in $(UNIT_BIN); do echo "== $(QEMU) $$t"; $(QEMU) $$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "unit tests failed under $(QEMU):$$failed"; exit 1; fi
 	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) \
-		$(PYTEST) tests/emulated tests/conformance/test_cpu_algos.py
+		$(PYTEST) tests/emulated/test_arm_daemon.py tests/conformance/test_cpu_algos.py
 	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) VISIOND_CONFORMANCE_BATCHES=1,2 \
 		$(PYTEST) tests/conformance/test_models.py -k "$(ARM_MODELS)"
+	$(MAKE) --no-print-directory ARCH=$(ARCH) DEPS=0 deb
+	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) \
+		VISIOND_DEB=$(abspath $(BUILD))/visiond_$(shell sed -n 's/^.define VISIOND_VERSION "\(.*\)"/\1/p' server/server.h)_$(ARCH).deb \
+		$(PYTEST) tests/emulated/test_package.py
 endif
 
 # The same suites on an AddressSanitizer + UndefinedBehaviorSanitizer build
@@ -370,7 +380,6 @@ bench-cpu: all
 	scripts/npm_pkg.sh $(BUILD)/ort onnxruntime-node 1.30.0
 	/usr/bin/python3 tests/bench/bench_cpu.py --build $(BUILD) $(BENCH_FLAGS)
 
-PREFIX ?= /usr/local
 DESTDIR ?=
 # The installed configuration listens on loopback only; LISTEN=0.0.0.0:8080
 # (make install LISTEN=...) writes a wider listener: then set tls_cert,
@@ -389,6 +398,13 @@ install: all
 	sed 's|/usr/local/bin|$(PREFIX)/bin|' config/visiond.service > visiond.service.tmp && \
 	  install -D -m 644 visiond.service.tmp $(DESTDIR)/etc/systemd/system/visiond.service; \
 	  rm -f visiond.service.tmp
+
+# The Debian package of this build (ARCH=arm64 / armhf for those), written
+# to $(BUILD)/visiond_<version>_<arch>.deb: scripts/make_deb.sh says what
+# it holds.
+DEB_ARCH := $(if $(filter native,$(ARCH)),$(shell dpkg --print-architecture),$(ARCH))
+deb: all
+	scripts/make_deb.sh $(BUILD) $(DEB_ARCH) $(MULTIARCH) $(ARCH)
 
 clean:
 	rm -rf $(BUILD)

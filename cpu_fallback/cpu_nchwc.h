@@ -117,6 +117,7 @@ typedef struct nchwc_weights {
     int64_t group_floats;   /* packed floats of a full group */
     float *w;
     float *bias;            /* blocks x 16, zero past the last channel */
+    size_t bytes;           /* what w and bias hold */
 } nchwc_weights;
 
 /* Packs K x C x kh x kw weights for the current micro-kernel (taps = kh kw). */

@@ -55,6 +55,7 @@ static nchwc_weights *pack_strided(const float *w, const float *bias, int64_t m,
     pw->group_floats = c * taps * pw->ob * CPU_BLOCK;
     pw->w = alloc_floats((size_t)(c * taps * mb * CPU_BLOCK));
     pw->bias = alloc_floats((size_t)(mb * CPU_BLOCK));
+    pw->bytes = sizeof(float) * (size_t)((c * taps + 1) * mb * CPU_BLOCK);
     if (!pw->w || !pw->bias) {
         nchwc_weights_free(pw);
         return NULL;

@@ -48,6 +48,7 @@ nchwc_weights *nchwc_depthwise_pack(const float *w, const float *bias, int64_t c
     pw->group_floats = taps * B;
     pw->w = tensor_alloc(sizeof(float) * (size_t)(cb * taps * B));
     pw->bias = tensor_alloc(sizeof(float) * (size_t)(cb * B));
+    pw->bytes = sizeof(float) * (size_t)(cb * (taps + 1) * B);
     if (!pw->w || !pw->bias) {
         nchwc_weights_free(pw);
         return NULL;

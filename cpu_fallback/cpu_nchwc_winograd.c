@@ -50,6 +50,7 @@ nchwc_weights *nchwc_winograd_pack(const float *w, const float *bias, int64_t m,
             memcpy(big, one->w, sizeof(float) * (size_t)point_floats);
             tensor_free(one->w);
             all->w = big;
+            all->bytes += sizeof(float) * (size_t)((POINTS - 1) * point_floats);
             continue;
         }
         memcpy(all->w + t * point_floats, one->w, sizeof(float) * (size_t)point_floats);

@@ -33,6 +33,13 @@ typedef struct {
     size_t workspace_limit; /* bytes one convolution may use; 0: the backend's default */
 } backend_config;
 
+/* Memory a backend context holds for its model, in bytes: its own copies of
+ * the weights (packed or transformed on the CPU, on the device for a GPU),
+ * the activation arena, and convolution workspaces. */
+typedef struct {
+    size_t weights, arena, workspace;
+} backend_memory;
+
 enum {
     BACKEND_CAP_GPU = 1u << 0,
     /* runs on host memory and is always there: the fallback for batches a
@@ -103,6 +110,9 @@ typedef struct backend_ops {
      * false when the step has no choice to report. */
     bool (*algo_report)(void *ctx, void *prepared, const plan *p, int step,
                         engine_algo_report *out);
+    /* Optional. What the context holds now, in bytes (called under the
+     * engine's lock, like prepare). */
+    void (*memory)(void *ctx, backend_memory *out);
 } backend_ops;
 
 /* --- the registry (backend_registry.c) --- */
@@ -110,7 +120,7 @@ typedef struct backend_ops {
 /* A module's entry point, found by dlsym in libvisiond_<name>.so: returns
  * its backend when the module was built for this ABI, else NULL. */
 #define BACKEND_MODULE_ENTRY "visiond_backend_module"
-#define BACKEND_ABI 1
+#define BACKEND_ABI 2 /* 2: backend_ops.memory */
 typedef const backend_ops *(*backend_module_entry)(int abi);
 
 /* Every backend this process has: built-in ones first, then the modules

@@ -44,6 +44,10 @@ struct engine {
     int image_input;   /* graph input index of the images as bytes, or -1 */
     size_t image_bytes;/* bytes of one image */
     bool started;      /* engine_start done: a backend holds the graph */
+    /* engine_memory's snapshot of the backends' memory, refreshed under
+     * lock whenever a plan is prepared: a metrics scrape must not wait for
+     * a batch to finish */
+    atomic_size_t mem_weights, mem_arena, mem_workspace;
     /* engine_options, kept from engine_open for engine_start */
     engine_options opt;
     char device[32], conv_algo[48], algo_cache_path[1024];
@@ -174,6 +178,24 @@ static engine_status plan_for(const backend_ops *be, void *ctx, const graph *g, 
     return plan_create_for(g, batch, layout, flags, be->value_room, out, err);
 }
 
+/* Caller holds e->lock (or is engine_load): the primary backend's memory,
+ * plus the host fallback's once it exists. */
+static void memory_refresh(engine *e)
+{
+    backend_memory total = {0}, m;
+    if (e->be && e->be->memory) {
+        e->be->memory(e->be_ctx, &m);
+        total = m;
+    }
+    if (e->fb_ctx && e->fb->memory) {
+        e->fb->memory(e->fb_ctx, &m);
+        total.weights += m.weights, total.arena += m.arena, total.workspace += m.workspace;
+    }
+    atomic_store(&e->mem_weights, total.weights);
+    atomic_store(&e->mem_arena, total.arena);
+    atomic_store(&e->mem_workspace, total.workspace);
+}
+
 /* Caller holds e->lock (or is engine_load). */
 static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
                               engine_error *err)
@@ -200,6 +222,7 @@ static engine_status get_plan(engine *e, int batch, plan **out, void **prepared,
         }
         e->plans[batch] = p;
         e->prepared[batch] = pr;
+        memory_refresh(e);
     }
     *out = e->plans[batch];
     if (prepared)
@@ -567,6 +590,8 @@ static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
     if (!st && !e->fb_prepared[b])
         st = e->fb->prepare(e->fb_ctx, fp, &e->fb_prepared[b], &fe);
     if (!st)
+        memory_refresh(e);
+    if (!st)
         st = e->fb->run(e->fb_ctx, e->fb_prepared[b], fp, inputs, outputs, layer_ms, &fe);
     if (st)
         return engine_fail(err, st, "%s; the fallback on the host failed too: %s", err->message,
@@ -777,6 +802,15 @@ engine_status engine_model_info(engine *e, int batch, engine_model_summary *info
     info->nodes_in_file = e->g->nodes_in_file;
     info->opset = (int)e->g->opset;
     return ENGINE_OK;
+}
+
+void engine_memory(engine *e, engine_memory_info *m)
+{
+    m->weights = (size_t)e->g->n_params * sizeof(float);
+    m->backend_weights = atomic_load(&e->mem_weights);
+    m->arena = atomic_load(&e->mem_arena);
+    m->workspace = atomic_load(&e->mem_workspace);
+    m->resident = m->weights + m->backend_weights + m->arena + m->workspace;
 }
 
 const char *engine_backend_name(const engine *e)

@@ -76,6 +76,18 @@ typedef struct {
     int opset;
 } engine_model_summary;
 
+/* What a started engine holds in memory, in bytes (a snapshot taken when
+ * a batch size was last prepared; never waits for a running batch). */
+typedef struct {
+    size_t weights;         /* the model's float weights, as loaded from the file */
+    size_t backend_weights; /* the backends' own copies: packed or transformed
+                             * for the CPU kernels, on the device for a GPU */
+    size_t arena;           /* activation arenas: the largest batch prepared */
+    size_t workspace;       /* convolution workspaces */
+    size_t resident;        /* all of the above */
+} engine_memory_info;
+void engine_memory(engine *e, engine_memory_info *m);
+
 engine_status engine_load(const char *path, const engine_options *opt, engine **out,
                           engine_error *err);
 /* engine_load in two steps, for a caller that adds an image input between

@@ -103,7 +103,29 @@ void server_metrics_init(void)
                                     "1 while this version of the model serves, 0 once it has "
                                     "failed or been unloaded.",
                                     "model,version");
+    m->model_resident = metric_gauge("visiond_model_resident_bytes",
+                                     "Memory this model version holds: its weights, the "
+                                     "backend's copies of them, activation arena and "
+                                     "workspace (0 once unloaded).",
+                                     "model,version");
+    m->model_memory = metric_gauge("visiond_model_memory_bytes",
+                                   "visiond_model_resident_bytes by part: weights (as loaded), "
+                                   "backend_weights (packed for the CPU kernels, or on the "
+                                   "GPU), arena (activations), workspace.",
+                                   "model,version,part");
     metric_set(m->build_info, 1, VISIOND_VERSION);
+}
+
+/* The memory gauges of one version (zeros: it no longer holds any). */
+static void set_model_memory(const char *name, int64_t version, const engine_memory_info *mem)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)version);
+    metric_set(families.model_resident, (double)mem->resident, name, v);
+    metric_set(families.model_memory, (double)mem->weights, name, v, "weights");
+    metric_set(families.model_memory, (double)mem->backend_weights, name, v, "backend_weights");
+    metric_set(families.model_memory, (double)mem->arena, name, v, "arena");
+    metric_set(families.model_memory, (double)mem->workspace, name, v, "workspace");
 }
 
 void server_observe_load(const char *name, int64_t version, double seconds, bool failed)
@@ -121,6 +143,10 @@ void server_observe_version(const char *name, int64_t version, bool serving)
     char v[24];
     snprintf(v, sizeof v, "%lld", (long long)version);
     metric_set(families.version_ready, serving, name, v);
+    if (!serving) {
+        engine_memory_info none = {0};
+        set_model_memory(name, version, &none);
+    }
 }
 
 const server_metrics *server_metrics_get(void)
@@ -185,8 +211,12 @@ enum MHD_Result api_metrics(request *r)
         for (int k = 0; k < v[i].n_versions; k++) {
             const served_model *m = v[i].versions[k].live;
             serving += v[i].versions[k].state == MODEL_READY;
-            if (m) /* draining versions still hold queued requests */
+            if (m) { /* draining versions still hold queued requests, and memory */
                 depth += batcher_queue_depth(m->batcher);
+                engine_memory_info mem;
+                engine_memory(m->engine, &mem);
+                set_model_memory(name, v[i].versions[k].version, &mem);
+            }
         }
         metric_set(families.model_ready, v[i].state == MODEL_READY, name);
         metric_set(families.versions_loaded, serving, name);

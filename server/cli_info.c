@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "metrics.h"
 
 static void usage(void)
 {
@@ -83,6 +84,10 @@ int cli_info(int argc, char **argv)
         engine_free(e);
         return EXIT_MODEL;
     }
+    engine_memory_info mem;
+    engine_memory(e, &mem);
+    unsigned long long vsize = 0, rss = 0;
+    process_memory(&vsize, &rss);
     engine_op_usage usage[MAX_OPS];
     int n_ops = engine_operator_usage(e, batch, usage, MAX_OPS, &err);
     if (n_ops < 0) {
@@ -116,6 +121,13 @@ int cli_info(int argc, char **argv)
         json_object_set_new(root, "flops", json_integer(mi.flops));
         json_object_set_new(root, "peak_activation_bytes",
                             json_integer((json_int_t)mi.peak_activation_bytes));
+        json_object_set_new(root, "memory",
+                            json_pack("{sI sI sI sI sI sI}", "weights", (json_int_t)mem.weights,
+                                      "backend_weights", (json_int_t)mem.backend_weights,
+                                      "arena", (json_int_t)mem.arena, "workspace",
+                                      (json_int_t)mem.workspace, "resident",
+                                      (json_int_t)mem.resident, "process_rss",
+                                      (json_int_t)rss));
         json_t *ops = json_array();
         for (int k = 0; k < n_ops && k < MAX_OPS; k++) {
             json_t *o = json_object();
@@ -158,6 +170,10 @@ int cli_info(int argc, char **argv)
             printf("placement  %s\n", engine_backend_note(e));
         printf("peak activation memory %.2f MB at batch %d\n", mi.peak_activation_bytes / 1048576.0,
                batch);
+        printf("memory     %.1f MB resident: %.1f MB weights, %.1f MB the backend's copies, "
+               "%.1f MB arena, %.1f MB workspace (this process: %.1f MB)\n",
+               mem.resident / 1048576.0, mem.weights / 1048576.0, mem.backend_weights / 1048576.0,
+               mem.arena / 1048576.0, mem.workspace / 1048576.0, rss / 1048576.0);
         if (layers) {
             for (int l = 0; l < mi.layers; l++) {
                 engine_layer_summary li;

@@ -300,6 +300,19 @@ static void render_family(text *t, metric *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+bool process_memory(unsigned long long *vsize, unsigned long long *rss)
+{
+    unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE), v = 0, r = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return false;
+    bool ok = fscanf(f, "%llu %llu", &v, &r) == 2;
+    fclose(f);
+    *vsize = v * page;
+    *rss = r * page;
+    return ok;
+}
+
 static void render_process(text *t)
 {
     struct rusage ru;
@@ -311,21 +324,16 @@ static void render_process(text *t)
         put_value(t, cpu);
         put(t, "\n");
     }
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned long long vsize_pages = 0, rss_pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%llu %llu", &vsize_pages, &rss_pages) == 2) {
-            put(t, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                   "# TYPE process_resident_memory_bytes gauge\n"
-                   "process_resident_memory_bytes %llu\n",
-                rss_pages * (unsigned long long)page);
-            put(t, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                   "# TYPE process_virtual_memory_bytes gauge\n"
-                   "process_virtual_memory_bytes %llu\n",
-                vsize_pages * (unsigned long long)page);
-        }
-        fclose(f);
+    unsigned long long vsize, rss;
+    if (process_memory(&vsize, &rss)) {
+        put(t, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+               "# TYPE process_resident_memory_bytes gauge\n"
+               "process_resident_memory_bytes %llu\n",
+            rss);
+        put(t, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+               "# TYPE process_virtual_memory_bytes gauge\n"
+               "process_virtual_memory_bytes %llu\n",
+            vsize);
     }
     DIR *d = opendir("/proc/self/fd");
     if (d) {

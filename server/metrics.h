@@ -10,6 +10,7 @@
 #ifndef VISIOND_METRICS_H
 #define VISIOND_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct metric metric;
@@ -21,6 +22,10 @@ metric *metric_histogram(const char *name, const char *help, const char *labels,
                          const double *upper_bounds, int n_bounds);
 
 /* The label values follow `v`, one const char * per label name. */
+/* The process's virtual and resident sizes in bytes (/proc/self/statm);
+ * false where that cannot be read. */
+bool process_memory(unsigned long long *vsize, unsigned long long *rss);
+
 void metric_add(metric *m, double v, ...);
 void metric_set(metric *m, double v, ...);
 void metric_observe(metric *m, double v, ...);

@@ -44,6 +44,7 @@ typedef struct {
     metric *abandoned, *decode_queue_depth, *buffered_bytes, *buffered_limit, *conn_closed,
         *connections, *memory_budget, *detections;
     metric *load_seconds, *load_failures, *versions_loaded, *version_ready;
+    metric *model_resident, *model_memory;
 } server_metrics;
 
 typedef struct server {

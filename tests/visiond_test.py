@@ -16,11 +16,13 @@ BIN = os.environ.get("VISIOND_BIN", os.path.join(BUILD, "visiond"))
 # The harness's own settings: which binary and build folder, which device
 # the daemon suite runs on, and tests/gpu's (the device standing in for the
 # GPU, whether a GPU must be there, which conformance models), the
-# conformance batches (the emulated ARM runs pick theirs). Every other
+# conformance batches (the emulated ARM runs pick theirs), the package
+# tests/emulated/test_package.py checks. Every other
 # variable of the families below is a host setting that tests/conftest.py
 # clears when the session starts.
 HARNESS_VARS = ("VISIOND_BIN", "VISIOND_BUILD", "VISIOND_TEST_DEVICE", "VISIOND_GPU_DEVICE",
-                "VISIOND_EXPECT_GPU", "VISIOND_GPU_MODELS", "VISIOND_CONFORMANCE_BATCHES")
+                "VISIOND_EXPECT_GPU", "VISIOND_GPU_MODELS", "VISIOND_CONFORMANCE_BATCHES",
+                "VISIOND_DEB")
 
 
 def is_host_setting(name):
