@@ -48,6 +48,10 @@ missing=""
 for p in $want; do
   # node and npm may come from outside Debian (a preinstalled Node.js); accept those.
   case "$p" in
+    # only its onnx.proto is used: a schema given as ONNX_PROTO stands in
+    # (Ubuntu 20.04, JetPack 5, has no libonnx-dev)
+    libonnx-dev) [ -n "${ONNX_PROTO:-}" ] && [ "$ONNX_PROTO" != /usr/include/onnx/onnx.proto ] &&
+      [ -f "$ONNX_PROTO" ] && continue ;;
     nodejs) command -v node >/dev/null 2>&1 && continue ;;
     npm) command -v npm >/dev/null 2>&1 && continue ;;
   esac

@@ -25,7 +25,7 @@
 #ifndef VISIOND_CONN_GUARD_H
 #define VISIOND_CONN_GUARD_H
 
-#include <microhttpd.h>
+#include "mhd_compat.h"
 #include <stdbool.h>
 #include <stdint.h>
 

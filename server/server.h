@@ -19,7 +19,7 @@
 #define VISIOND_SERVER_H
 
 #include <jansson.h>
-#include <microhttpd.h>
+#include "mhd_compat.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
