@@ -116,6 +116,17 @@ static unsigned capabilities(void *ctx)
     return BACKEND_CAP_GPU | (((cuda_ctx *)ctx)->integrated ? BACKEND_CAP_INTEGRATED : 0);
 }
 
+/* Device memory held (backend_ops.memory); the pinned staging buffers
+ * count with the workspace. */
+static void memory(void *ctx, backend_memory *out)
+{
+    const cuda_ctx *c = ctx;
+    *out = (backend_memory){.weights = c->weight_bytes,
+                            .arena = c->arena ? c->arena_bytes : 0,
+                            .workspace = (c->workspace ? c->workspace_bytes : 0) + c->in_bytes +
+                                         c->out_bytes};
+}
+
 static engine_status upload(const void *host, size_t bytes, void **dev, engine_error *err)
 {
     GPU_CHECK(cudaMalloc(dev, bytes ? bytes : 4));
@@ -140,6 +151,7 @@ static engine_status load_weights(void *ctx, const graph *g, engine_error *err)
         engine_status st = upload(gv->data, bytes, &c->weights[v], err);
         if (st)
             return st;
+        c->weight_bytes += bytes;
     }
     return ENGINE_OK;
 }
@@ -265,6 +277,7 @@ static engine_status prepare(void *ctx, const plan *p, void **out, engine_error 
                 (c->weights[v] && p->g->values[v].data == p->values[v].data))
                 continue;
             st = upload(p->values[v].data, plan_value_bytes(p, v), &pr->folded[v], err);
+            c->weight_bytes += st ? 0 : plan_value_bytes(p, v);
         }
     }
     for (int s = 0; !st && s < p->n_steps; s++)
@@ -744,6 +757,7 @@ static const backend_ops cuda_backend_ops = {
     .release = release,
     .run = run,
     .algo_report = algo_report,
+    .memory = memory,
 };
 
 /* The module's entry point (backend.h): the registry dlopens

@@ -43,6 +43,7 @@ typedef struct {
     size_t ws_limit;
     const graph *g;
     void **weights;        /* per graph value: its constant on the device, or NULL */
+    size_t weight_bytes;   /* those, and the constants plans folded, on the device */
     char *arena;
     size_t arena_bytes;
     void *workspace;
