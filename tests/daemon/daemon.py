@@ -20,6 +20,13 @@ from visiond_test import BIN
 DEVICE = os.environ.get("VISIOND_TEST_DEVICE", "cpu")
 
 
+def sanitized_binary():
+    """The binary is the AddressSanitizer build: its allocator keeps freed
+    memory in quarantine and shadows what it maps, so resident sizes say
+    nothing there."""
+    return "ASAN_OPTIONS" in os.environ or BIN.endswith("-san/visiond")
+
+
 class Daemon:
     def __init__(self, models_dir, extra_args=(), config=None, env=None, binary=None,
                  device=None):

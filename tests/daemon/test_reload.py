@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import oip_contract
-from daemon import Daemon
+from daemon import Daemon, sanitized_binary
 from visiond_test import BIN
 
 SIZE = 32  # the small models' input: 3 x 32 x 32
@@ -497,18 +497,12 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-def sanitized():
-    """The binary is the AddressSanitizer build: its allocator keeps freed
-    memory in quarantine, so resident sizes say nothing there."""
-    return "ASAN_OPTIONS" in os.environ or BIN.endswith("-san/visiond")
-
-
 def test_unload_returns_memory(tmp_path):
     """50 unload/load cycles of a 9 MB model, with requests each time: the
     resident size after the last is within 5% of after the first. (Under
     AddressSanitizer, 5 cycles check the memory safety of unloading
     instead, and its leak check at exit what was not freed.)"""
-    cycles = 5 if sanitized() else 50
+    cycles = 5 if sanitized_binary() else 50
     net = SmallNet(320, classes=1000, seed=9)
     repo = tmp_path / "models"
     export(net, str(repo / "big" / "1" / "model.onnx"), size=64)
@@ -538,7 +532,7 @@ def test_unload_returns_memory(tmp_path):
             rss.append(rss_kib(d.proc.pid))
     finally:
         assert d.stop() == 0
-    if sanitized():
+    if sanitized_binary():
         return
     first, last = rss[1], rss[-1]
     print(f"\nRSS with a {size_mb:.1f} MB model: {rss[0] / 1024:.1f} MiB after the initial "
