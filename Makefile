@@ -316,7 +316,7 @@ emulated-test: all $(EMULATED) $(UNIT_BIN)
 		$(PYTEST) tests/conformance/test_models.py -k "$(ARM_MODELS)"
 	$(MAKE) --no-print-directory ARCH=$(ARCH) DEPS=0 deb
 	VISIOND_BIN=$(abspath $(EMULATED)) VISIOND_BUILD=$(HOST_BUILD) \
-		VISIOND_DEB=$(abspath $(BUILD))/visiond_$(shell sed -n 's/^.define VISIOND_VERSION "\(.*\)"/\1/p' server/server.h)_$(ARCH).deb \
+		VISIOND_DEB=$(abspath $(DEB)) \
 		$(PYTEST) tests/emulated/test_package.py $(if $(filter arm64,$(ARCH)),tests/emulated/test_dockerfile.py)
 endif
 
@@ -408,8 +408,10 @@ install: all
 # to $(BUILD)/visiond_<version>_<arch>.deb: scripts/make_deb.sh says what
 # it holds.
 DEB_ARCH := $(if $(filter native,$(ARCH)),$(shell dpkg --print-architecture),$(ARCH))
+VERSION := $(shell sed -n 's/^.define VISIOND_VERSION "\(.*\)"/\1/p' server/server.h)
+DEB := $(BUILD)/visiond_$(VERSION)_$(DEB_ARCH).deb
 deb: all
-	scripts/make_deb.sh $(BUILD) $(DEB_ARCH) $(MULTIARCH) $(ARCH)
+	scripts/make_deb.sh $(BUILD) $(DEB_ARCH) $(MULTIARCH) $(ARCH) $(VERSION)
 
 clean:
 	rm -rf $(BUILD)

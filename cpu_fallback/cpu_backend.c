@@ -117,6 +117,12 @@ static void cpu_destroy(void *ctx)
     free(c);
 }
 
+/* Bytes of NCHW Winograd's transformed filters: 36 points per filter pair. */
+static size_t winograd_u_bytes(int64_t m, int64_t c)
+{
+    return sizeof(float) * 36 * (size_t)(m * c);
+}
+
 static void cpu_memory(void *ctx, backend_memory *out)
 {
     cpu_ctx *c = ctx;
@@ -126,10 +132,9 @@ static void cpu_memory(void *ctx, backend_memory *out)
         for (int k = 0; k < 3; k++)
             if (c->packed[k][i])
                 out->weights += c->packed[k][i]->bytes;
-        if (c->winograd_u[i]) { /* 36 points per filter pair: cpu_winograd_filters */
-            const graph_node *n = &c->g->nodes[i];
-            const shape_t *w = &c->g->values[n->inputs[1]].shape;
-            out->weights += sizeof(float) * 36 * (size_t)(w->dim[0] * w->dim[1]);
+        if (c->winograd_u[i]) { /* weights [m][c][3][3]: group 1 only */
+            const shape_t *w = &c->g->values[c->g->nodes[i].inputs[1]].shape;
+            out->weights += winograd_u_bytes(w->dim[0], w->dim[1]);
         }
     }
 }
@@ -227,7 +232,7 @@ static engine_status winograd_filters(cpu_ctx *c, const plan *p, const plan_step
     if (c->winograd_u[st->node])
         return ENGINE_OK;
     const graph_node *n = &p->g->nodes[st->node];
-    float *u = tensor_alloc(sizeof(float) * 36 * (size_t)(s->m * s->c));
+    float *u = tensor_alloc(winograd_u_bytes(s->m, s->c));
     if (!u)
         return engine_fail(err, ENGINE_E_NOMEM, "out of memory for Winograd filters");
     cpu_winograd_filters(p->values[n->inputs[1]].data, s->m, s->c, u);

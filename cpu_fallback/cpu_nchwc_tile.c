@@ -1,5 +1,6 @@
 /* The micro-kernel of the blocked convolutions (cpu_nchwc.h), written three
- * times here (the fourth, NEON, is cpu_nchwc_neon.c): AVX-512 (one register per block of 16 channels, up to 4 blocks x 6
+ * times here (the fourth, NEON, is cpu_nchwc_neon.c): AVX-512 (one
+ * register per block of 16 channels, up to 4 blocks x 6
  * pixels of sums in 24 of its 32 registers; 1 x 24 when the pixels are
  * contiguous), AVX2+FMA (two registers a block, 16 registers: 1 block x 6
  * pixels or 2 x 2) and portable C, which

@@ -587,10 +587,9 @@ static engine_status run_fallback(engine *e, plan *p, const void *const *inputs,
     if (!st && !same_plan && !e->fb_plans[b])
         st = plan_for(e->fb, e->fb_ctx, e->g, b, NULL, &e->fb_plans[b], &fe);
     plan *fp = same_plan ? p : e->fb_plans[b];
-    if (!st && !e->fb_prepared[b])
-        st = e->fb->prepare(e->fb_ctx, fp, &e->fb_prepared[b], &fe);
-    if (!st)
-        memory_refresh(e);
+    if (!st && !e->fb_prepared[b] &&
+        !(st = e->fb->prepare(e->fb_ctx, fp, &e->fb_prepared[b], &fe)))
+        memory_refresh(e); /* only when something was prepared: not per batch */
     if (!st)
         st = e->fb->run(e->fb_ctx, e->fb_prepared[b], fp, inputs, outputs, layer_ms, &fe);
     if (st)

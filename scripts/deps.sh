@@ -16,7 +16,7 @@ build_pkgs="pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libopenblas-openmp-dev libjpeg-dev libpng-dev libmicrohttpd-dev libjansson-dev
   libsystemd-dev libgnutls28-dev"
 test_pkgs="python3-torch python3-torchvision python3-onnx python3-numpy
-  python3-pytest nodejs npm darknet prometheus gcc-arm-linux-gnueabihf qemu-user
+  python3-pytest nodejs npm darknet prometheus
   clang libclang-rt-dev libomp-dev chromium systemd python3-jsonschema python3-yaml"
 bench_pkgs="wrk hyperfine"
 # what a cross build needs of the target (the host's protoc-c and onnx.proto serve it)

@@ -15,10 +15,9 @@
 # unit (DynamicUser: no user to create). Nothing starts on install:
 # `systemctl enable --now visiond` does.
 #
-# usage: scripts/make_deb.sh BUILD_DIR DEB_ARCH MULTIARCH ARCH
+# usage: scripts/make_deb.sh BUILD_DIR DEB_ARCH MULTIARCH ARCH VERSION (make deb passes them)
 set -eu
-build=$1 deb_arch=$2 multiarch=$3 arch=$4
-version=$(sed -n 's/^#define VISIOND_VERSION "\(.*\)"/\1/p' server/server.h)
+build=$1 deb_arch=$2 multiarch=$3 arch=$4 version=$5
 root="$build/deb/root"
 rm -rf "$build/deb"
 mkdir -p "$root"
